@@ -1,0 +1,47 @@
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxpde import Grid
+
+
+def test_periodic_points_and_wavenumbers():
+    grid = Grid((8, 4), lengths=(2 * np.pi, 1.0))
+    x, y = grid.axes()
+    np.testing.assert_allclose(x, 2 * np.pi * np.arange(8) / 8, rtol=1e-6)
+    np.testing.assert_allclose(y, np.arange(4) / 4, rtol=1e-6)
+    kx, ky = grid.wavenumbers(real=True)
+    assert kx.shape == (8, 1) and ky.shape == (1, 3)
+    np.testing.assert_allclose(kx[:, 0], [0, 1, 2, 3, -4, -3, -2, -1], atol=1e-6)
+    np.testing.assert_allclose(ky[0], 2 * np.pi * np.arange(3), rtol=1e-6)
+    assert grid.coordinates().shape == (2, 8, 4)
+
+
+def test_dirichlet_interior_nodes():
+    grid = Grid(4, boundary="dirichlet", origin=-1.0, lengths=2.0)
+    np.testing.assert_allclose(grid.axes()[0], [-0.6, -0.2, 0.2, 0.6], rtol=1e-6)
+    assert grid.spacing == (0.4,)
+    with pytest.raises(ValueError, match="periodic"):
+        grid.wavenumbers()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(shape=(8,), boundary="neumann"), "unsupported boundary kind 'neumann'"),
+        (dict(shape=(8, 8, 8, 8)), "1, 2 or 3 axes"),
+        (dict(shape=(8,), lengths=-1.0), "positive"),
+        (dict(shape=(8, 8), lengths=(1.0,)), "one per axis"),
+        (dict(shape=(1,)), ">= 2"),
+    ],
+)
+def test_bad_grids_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Grid(**kwargs)
+
+
+def test_check_field_names_the_argument():
+    grid = Grid((8, 8))
+    grid.check_field(jnp.zeros((3, 8, 8)), batch_dims=1)
+    with pytest.raises(ValueError, match=r"`u0` has shape \(8, 9\), expected \(8, 8\)"):
+        grid.check_field(jnp.zeros((8, 9)), name="u0")
