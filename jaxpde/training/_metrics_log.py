@@ -1,0 +1,43 @@
+"""``metrics.jsonl``: one JSON object per logged step, consistent with the checkpoints.
+
+A run killed after step 1234 but resumed from the checkpoint at step 1000 replays steps
+1001–1234; their old lines are dropped on resume so the file reads as one uninterrupted run.
+A line cut short by a kill is dropped too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class MetricsLog:
+    def __init__(self, path: str | Path, resume_step: int = 0):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept = [record for record in read_metrics(self.path) if record.get("step", 0) <= resume_step]
+        with open(self.path, "w") as file:
+            for record in kept:
+                file.write(json.dumps(record) + "\n")
+        self._file = open(self.path, "a")
+
+    def write(self, record: dict) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The complete records of a ``metrics.jsonl`` file (a torn last line is skipped)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records

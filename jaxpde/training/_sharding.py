@@ -1,0 +1,74 @@
+"""Data parallelism with `jax.sharding`: one mesh axis over every device, batches split along
+it, parameters and optimiser state replicated.
+
+Nothing here is specific to one host. In a multi-host job (after
+``jax.distributed.initialize()``) `jax.devices()` lists every device of every host; each host
+passes its *own* slice of the global batch, and `DataParallel.put_batch` assembles the global
+array with `jax.make_array_from_process_local_data`. Under `jax.jit` the compiler (GSPMD)
+inserts the all-reduce of the gradients: the step function is the same as on one device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+PyTree = Any
+DATA_AXIS = "data"
+
+
+class DataParallel:
+    """Placement of a training run on `devices` (default: all devices of the job)."""
+
+    def __init__(self, devices: Sequence[jax.Device] | None = None):
+        devices = list(jax.devices() if devices is None else devices)
+        if not devices:
+            raise ValueError("DataParallel: `devices` is empty.")
+        self.devices = devices
+        self.mesh = Mesh(np.asarray(devices), (DATA_AXIS,))
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
+        self.batch_sharding = NamedSharding(self.mesh, PartitionSpec(DATA_AXIS))
+
+    @property
+    def num_devices(self) -> int:
+        return len(self.devices)
+
+    def put_replicated(self, tree: PyTree) -> PyTree:
+        """Copy every array of `tree` to every device."""
+        return jax.tree.map(lambda x: jax.device_put(x, self.replicated) if _is_array(x) else x, tree)
+
+    def check_batch(self, batch: PyTree) -> None:
+        """Data parallelism splits every batch array's leading axis evenly across the devices."""
+        if self.num_devices == 1:
+            return
+        for leaf in jax.tree.leaves(batch):
+            n = np.shape(leaf)[0] if np.ndim(leaf) else None
+            if n is None or n % self.num_devices:
+                raise ValueError(
+                    f"fit: data parallelism over {self.num_devices} devices needs every batch array's leading "
+                    f"axis to be a multiple of {self.num_devices}; got an array of shape {np.shape(leaf)}. "
+                    f"Choose a batch size divisible by {self.num_devices} or pass `devices=1`."
+                )
+
+    def put_batch(self, batch: PyTree) -> PyTree:
+        """Split each array of a (host-local) batch along its leading axis across the devices."""
+        self.check_batch(batch)
+        if jax.process_count() > 1:
+            return jax.tree.map(
+                lambda x: jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(x)), batch
+            )
+        return jax.tree.map(lambda x: jax.device_put(x, self.batch_sharding), batch)
+
+    def constrain_batch(self, batch: PyTree) -> PyTree:
+        """Inside jit: ask the compiler to keep a batch made on the device split across devices."""
+        if self.num_devices == 1:
+            return batch
+        return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, self.batch_sharding), batch)
+
+
+def _is_array(x) -> bool:
+    return isinstance(x, (jax.Array, np.ndarray, np.generic))
