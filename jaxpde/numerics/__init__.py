@@ -1,0 +1,27 @@
+"""Classical differentiable numerics: spectral derivatives, exponential integrators (diffrax
+solvers), stencil and sparse operators (lineax operators) and Krylov solvers (lineax solvers)."""
+
+from . import etdrk, krylov, sparse, spectral, stencils
+from .etdrk import ETDRK1, ETDRK2, ETDRK3, ETDRK4, AbstractETDRK, SemiLinearTerm
+from .krylov import ConjugateGradient, MixedPrecisionRefinement
+from .sparse import SparseOperator
+from .stencils import DiffusionOperator, HelmholtzOperator
+
+__all__ = [
+    "etdrk",
+    "krylov",
+    "sparse",
+    "spectral",
+    "stencils",
+    "AbstractETDRK",
+    "ETDRK1",
+    "ETDRK2",
+    "ETDRK3",
+    "ETDRK4",
+    "SemiLinearTerm",
+    "ConjugateGradient",
+    "MixedPrecisionRefinement",
+    "SparseOperator",
+    "DiffusionOperator",
+    "HelmholtzOperator",
+]

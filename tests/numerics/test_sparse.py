@@ -1,0 +1,122 @@
+"""SparseOperator against scipy.sparse, and stencil assembly into it."""
+
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+import pytest
+import scipy.sparse
+import scipy.sparse.linalg as spla
+from jax.experimental import sparse as jsparse
+
+from jaxpde import Grid
+from jaxpde.numerics.sparse import SparseOperator
+from jaxpde.numerics.stencils import DiffusionOperator, HelmholtzOperator
+
+
+def _random_matrix(m, n, density=0.2, seed=0):
+    return scipy.sparse.random(m, n, density=density, random_state=seed, format="csr")
+
+
+def test_mv_transpose_diagonal_match_scipy(x64):
+    matrix = _random_matrix(40, 40)
+    op = SparseOperator.from_scipy(matrix)
+    x = np.random.default_rng(1).standard_normal(40)
+    np.testing.assert_allclose(op.mv(jnp.asarray(x)), matrix @ x, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(op.transpose().mv(jnp.asarray(x)), matrix.T @ x, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(op.as_matrix(), matrix.toarray(), rtol=0, atol=0)
+    np.testing.assert_allclose(op.diagonal(), matrix.diagonal(), rtol=0, atol=0)
+    np.testing.assert_allclose(lx.diagonal(op), matrix.diagonal(), rtol=0, atol=0)
+    main, lower, upper = lx.tridiagonal(op)
+    dense = matrix.toarray()
+    np.testing.assert_array_equal(lower, np.diagonal(dense, -1))
+    np.testing.assert_array_equal(upper, np.diagonal(dense, 1))
+    np.testing.assert_array_equal(main, np.diagonal(dense))
+    assert not lx.is_symmetric(op) and not lx.is_positive_semidefinite(op)
+
+
+def test_rectangular_and_round_trip(x64):
+    matrix = _random_matrix(30, 50, seed=2)
+    op = SparseOperator.from_scipy(matrix)
+    assert op.in_structure().shape == (50,) and op.out_structure().shape == (30,)
+    back = op.to_scipy()
+    assert back.shape == (30, 50) and (back != matrix).nnz == 0
+    x = np.random.default_rng(3).standard_normal(50)
+    np.testing.assert_allclose(op.mv(jnp.asarray(x)), matrix @ x, rtol=1e-13, atol=1e-14)
+    assert op.transpose().in_structure().shape == (30,)
+
+
+def test_duplicates_and_padding_are_handled(x64):
+    # Duplicate (0, 1) entries sum; an out-of-range padding entry (as BCOO.sum_duplicates leaves
+    # under jit) is ignored everywhere.
+    data = jnp.array([1.0, 2.0, 3.0, 0.0, 5.0])
+    indices = jnp.array([[0, 1], [0, 1], [1, 1], [2, 2], [0, 0]])
+    op = SparseOperator(jsparse.BCOO((data, indices), shape=(2, 2)))
+    dense = np.array([[5.0, 3.0], [0.0, 3.0]])
+    np.testing.assert_allclose(op.as_matrix(), dense)
+    np.testing.assert_allclose(op.to_scipy().toarray(), dense)
+    np.testing.assert_allclose(op.diagonal(), [5.0, 3.0])
+    np.testing.assert_allclose(op.mv(jnp.array([1.0, 2.0])), dense @ [1.0, 2.0])
+
+
+@pytest.mark.parametrize("boundary", ["dirichlet", "periodic"])
+@pytest.mark.parametrize("shape", [(7,), (2,), (5, 6), (3, 4, 5)])
+def test_stencil_mv_equals_assembled_matrix(x64, shape, boundary):
+    grid = Grid(shape, boundary=boundary, lengths=tuple(1.0 + 0.5 * i for i in range(len(shape))))
+    rng = np.random.default_rng(4)
+    a = jnp.asarray(rng.uniform(0.3, 5.0, shape))
+    u = jnp.asarray(rng.standard_normal(shape))
+    for op in (DiffusionOperator(grid, a, shift=0.7), HelmholtzOperator(grid, 2.5)):
+        sparse = op.to_sparse()
+        np.testing.assert_allclose(sparse.mv(u.ravel()), op.mv(u).ravel(), rtol=1e-12, atol=1e-11)
+        np.testing.assert_allclose(sparse.to_scipy() @ np.asarray(u).ravel(), op.mv(u).ravel(), rtol=1e-12, atol=1e-11)
+        np.testing.assert_allclose(sparse.diagonal(), op.diagonal(), rtol=1e-14)
+        assert sparse.tags == op.tags
+    assert lx.is_positive_semidefinite(DiffusionOperator(grid, a).to_sparse())
+
+
+def test_assembly_is_sparse_at_256_squared():
+    # No dense intermediate: 65 536 unknowns, 5-point stencil.
+    n = 256
+    grid = Grid((n, n), boundary="dirichlet")
+    sparse = DiffusionOperator(grid, jnp.ones(grid.shape)).to_sparse()
+    assert sparse.nnz == grid.size + 2 * 2 * n * (n - 1)
+    matrix = sparse.to_scipy()
+    assert matrix.shape == (grid.size, grid.size) and matrix.nnz == sparse.nnz
+    x = np.random.default_rng(5).standard_normal(grid.size).astype(np.float32)
+    op = DiffusionOperator(grid, jnp.ones(grid.shape))
+    np.testing.assert_allclose(matrix @ x, np.asarray(op.mv(jnp.asarray(x).reshape(grid.shape))).ravel(), rtol=1e-5, atol=1e-5 * 8 * (n + 1) ** 2)
+
+
+def test_linear_solve_jit_and_gradient(x64):
+    grid = Grid((6, 5), boundary="dirichlet")
+    a = jnp.asarray(np.random.default_rng(6).uniform(1.0, 2.0, grid.shape))
+    matrix = DiffusionOperator(grid, a).to_sparse()
+    b = jnp.ones(grid.size)
+    solution = jax.jit(lambda op: lx.linear_solve(op, b, lx.CG(rtol=1e-12, atol=1e-12)).value)(matrix)
+    np.testing.assert_allclose(solution, spla.spsolve(matrix.to_scipy().tocsc(), np.ones(grid.size)), rtol=1e-9)
+
+    # d/d data of w . A^{-1} b  =  -(A^{-T} w)_i x_j at entry (i, j).
+    w = jnp.asarray(np.random.default_rng(7).standard_normal(grid.size))
+
+    def loss(data):
+        op = SparseOperator(jsparse.BCOO((data, matrix.matrix.indices), shape=matrix.matrix.shape), matrix.tags)
+        return w @ lx.linear_solve(op, b, lx.CG(rtol=1e-12, atol=1e-12)).value
+
+    grad = jax.grad(loss)(matrix.matrix.data)
+    adjoint = spla.spsolve(matrix.to_scipy().T.tocsc(), np.asarray(w))
+    rows, cols = np.asarray(matrix.matrix.indices).T
+    np.testing.assert_allclose(grad, -adjoint[rows] * np.asarray(solution)[cols], rtol=1e-7, atol=1e-12)
+
+
+def test_tags_and_errors():
+    matrix = scipy.sparse.eye(4, format="csr")
+    op = SparseOperator.from_scipy(matrix, tags=lx.positive_semidefinite_tag)
+    assert lx.is_positive_semidefinite(op) and lx.is_symmetric(op) and op.transpose() is op
+    assert op.in_structure().dtype == jnp.result_type(float)
+    with pytest.raises(TypeError, match="scipy.sparse matrix"):
+        SparseOperator.from_scipy(np.eye(3))
+    with pytest.raises(TypeError, match="jax.experimental.sparse.BCOO"):
+        SparseOperator(jnp.eye(3))
+    with pytest.raises(ValueError, match="matching input and output"):
+        SparseOperator.from_scipy(_random_matrix(3, 4), tags=lx.symmetric_tag)
