@@ -1,0 +1,121 @@
+"""Darcy dataset: the discrete equation holds, u = 0 on the boundary, the two solvers agree, and the
+constant-coefficient case converges to the analytic torsion function of the square."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxpde.data import DarcyConfig, darcy_matrix, load_dataset, neumann_gaussian_field
+from jaxpde.grids import Grid
+from jaxpde.pdes import Darcy
+
+CONFIG = DarcyConfig(n_train=2, n_test=1, resolution=33, subsample=1)
+
+
+@pytest.fixture(scope="module")
+def cg_data():
+    return load_dataset(CONFIG, cache=False, progress=False)
+
+
+@pytest.fixture(scope="module")
+def direct_data():
+    return load_dataset(DarcyConfig(n_train=2, n_test=1, resolution=33, subsample=1, solver="direct"), cache=False, progress=False)
+
+
+def _relative_residual(a, u):
+    """‖A u - f‖ / ‖f‖ of the interior equations, in float64 with the assembled matrix."""
+    n = a.shape[0]
+    matrix = darcy_matrix(a[1:-1, 1:-1], 1 / (n - 1))
+    residual = matrix @ u[1:-1, 1:-1].astype(np.float64).ravel() - 1.0
+    return np.linalg.norm(residual) / np.sqrt(residual.size)
+
+
+@pytest.mark.parametrize("which", ["cg_data", "direct_data"])
+def test_solution_satisfies_the_discrete_equation(which, request):
+    data = request.getfixturevalue(which)
+    for split in ("train", "test"):
+        for a, u in zip(data[split]["coefficient"], data[split]["solution"]):
+            # float32 storage of u limits the residual to about cond(A)·eps32 ≈ 1e-5 here.
+            assert _relative_residual(a, u) < 5e-5
+            assert np.all(u[0] == 0) and np.all(u[-1] == 0) and np.all(u[:, 0] == 0) and np.all(u[:, -1] == 0)
+            assert np.all(u[1:-1, 1:-1] > 0)  # maximum principle: f = 1 > 0
+
+
+def test_coefficient_is_two_phase_with_random_boundary_values(cg_data):
+    a = cg_data.train["coefficient"]
+    assert set(np.unique(a)) == {3.0, 12.0}
+    # The cosine (Neumann) series is random up to the boundary: both phases appear there.
+    boundary = np.concatenate([a[:, 0].ravel(), a[:, -1].ravel(), a[:, :, 0].ravel(), a[:, :, -1].ravel()])
+    assert set(np.unique(boundary)) == {3.0, 12.0}
+
+
+def test_cg_and_direct_solvers_agree(cg_data, direct_data):
+    np.testing.assert_array_equal(cg_data.train["coefficient"], direct_data.train["coefficient"])
+    u_cg, u_direct = cg_data.train["solution"], direct_data.train["solution"]
+    assert np.abs(u_cg - u_direct).max() < 1e-5 * np.abs(u_direct).max()
+
+
+def test_assembled_matrix_is_the_stencil_operator(x64):
+    a = np.asarray(jax.random.uniform(jax.random.key(0), (6, 5), minval=1.0, maxval=10.0), dtype=np.float64)
+    grid = Grid((6, 5), lengths=(7 * 0.1, 6 * 0.1), boundary="dirichlet")  # spacing 0.1 on both axes
+    dense = np.asarray(Darcy().operator(grid, jnp.asarray(a)).as_matrix())
+    np.testing.assert_allclose(darcy_matrix(a, 0.1).toarray(), dense, rtol=1e-13, atol=1e-10)
+
+
+def test_constant_coefficient_converges_to_the_torsion_function():
+    """a ≡ 1: -Δu = 1 on the unit square, u(½, ½) = Σ_{m,n odd} 16 sin(mπ/2) sin(nπ/2) / (π⁴ m n (m² + n²))."""
+    config = DarcyConfig(n_train=1, n_test=0, resolution=33, subsample=1, high=1.0, low=1.0, solver="direct")
+    u = load_dataset(config, cache=False, progress=False).train["solution"][0]
+    m = np.arange(1, 400, 2)
+    M, N = np.meshgrid(m, m, indexing="ij")
+    exact = np.sum(16 * np.sin(M * np.pi / 2) * np.sin(N * np.pi / 2) / (np.pi**4 * M * N * (M**2 + N**2)))
+    assert abs(exact - 0.0736713) < 1e-6
+    # Second-order scheme at h = 1/32: error ≈ 5.7e-5 (≈ C h² with C ≈ 0.06).
+    assert abs(u[16, 16] - exact) < 1.5e-4
+
+
+def test_subsampled_dataset_keeps_every_rth_node():
+    fine = load_dataset(DarcyConfig(n_train=1, n_test=0, resolution=17, subsample=1, solver="direct"), cache=False, progress=False)
+    coarse = load_dataset(DarcyConfig(n_train=1, n_test=0, resolution=17, subsample=4, solver="direct"), cache=False, progress=False)
+    assert coarse.train["solution"].shape == (1, 5, 5)
+    np.testing.assert_array_equal(coarse.train["coefficient"], fine.train["coefficient"][:, ::4, ::4])
+    np.testing.assert_array_equal(coarse.train["solution"], fine.train["solution"][:, ::4, ::4])
+    np.testing.assert_allclose(coarse.coordinates["x"], [0, 0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_array_equal(fine.subsample(4).train["solution"], coarse.train["solution"])
+
+
+def test_neumann_field_has_the_karhunen_loeve_variance():
+    """Var z(x_j) = Σ_{m ≠ 0} λ_m φ_m(x_j)², checked by Monte Carlo on a 6 × 6 node grid."""
+    n, sigma, tau, alpha = 6, 1.0, 3.0, 2.0
+    keys = jax.random.split(jax.random.key(0), 20000)
+    z = np.asarray(jax.vmap(lambda k: neumann_gaussian_field(k, n, sigma, tau, alpha))(keys), dtype=np.float64)
+    m = np.arange(n)
+    nodes = np.arange(n) / (n - 1)
+    phi = np.cos(np.pi * np.outer(nodes, m)) * np.where(m == 0, 1.0, np.sqrt(2.0))
+    lam = sigma**2 * (np.pi**2 * (m[:, None] ** 2 + m[None, :] ** 2) + tau**2) ** (-alpha)
+    lam[0, 0] = 0.0
+    variance = np.einsum("im,jk,mk->ij", phi**2, phi**2, lam)
+    # Monte Carlo: the standard error of a variance estimate is sqrt(2/N) ≈ 1% of it.
+    np.testing.assert_allclose(z.var(axis=0), variance, rtol=0.05)
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=0.05 * np.sqrt(variance.max()))
+
+
+def test_sine_basis_option_gives_the_upper_phase_on_the_boundary():
+    config = DarcyConfig(n_train=1, n_test=0, resolution=17, subsample=1, coefficient_basis="sine", solver="direct")
+    a = config.coefficient(jax.random.key(0))
+    assert jnp.all(a[0] == 12.0) and jnp.all(a[:, -1] == 12.0)
+    assert set(np.unique(np.asarray(a[1:-1, 1:-1]))) == {3.0, 12.0}
+
+
+def test_bad_parameters_are_rejected():
+    with pytest.raises(ValueError, match="solver"):
+        DarcyConfig(solver="lu")
+    with pytest.raises(ValueError, match="coefficient_basis"):
+        DarcyConfig(coefficient_basis="wavelet")
+    with pytest.raises(ValueError, match="low"):
+        DarcyConfig(low=-3.0)
+    with pytest.raises(ValueError, match="resolution"):
+        DarcyConfig(resolution=3, subsample=1)
+    with pytest.raises(ValueError, match="tau"):
+        DarcyConfig(tau=-1.0)
