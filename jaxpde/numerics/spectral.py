@@ -206,6 +206,13 @@ def divergence(v: Float[ArrayLike, "ndim *shape"], grid: Grid) -> Float[Array, "
     return _irfftn(div_hat, grid, v.dtype)
 
 
+def odd_wavenumbers(grid: Grid, dtype=None) -> tuple[Array, ...]:
+    """Angular wavenumbers per axis in rfftn layout with the Nyquist mode of even axes set to 0:
+    the wavenumbers of odd-order derivatives (see the module docstring)."""
+    _check_periodic(grid, "odd_wavenumbers")
+    return _wavenumbers(grid, jnp.result_type(float) if dtype is None else dtype, drop_nyquist=True)
+
+
 def laplacian_symbol(grid: Grid, dtype=None) -> Float[Array, "..."]:
     r"""The Fourier multiplier ``-|k|^2`` of the Laplacian, rfftn layout (Nyquist kept: even order)."""
     _check_periodic(grid, "laplacian_symbol")

@@ -33,6 +33,7 @@ from jaxtyping import Array, ArrayLike, Bool, Complex, Float, Inexact, PyTree
 
 from ..grids import Grid
 from ..numerics.etdrk import SemiLinearTerm
+from ..numerics.spectral import dealias_mask, laplacian_symbol, odd_wavenumbers  # noqa: F401 (re-exported for the PDEs)
 
 ScalarFn = Callable[[Float[Array, " ndim"], Float[Array, ""]], Float[Array, "..."]]
 
@@ -184,52 +185,9 @@ def check_point(owner: str, x, ndim: int) -> Float[Array, " ndim"]:
 # --------------------------------------------------------------------------------------------
 
 
-def integer_wavenumbers(grid: Grid) -> tuple[Array, ...]:
-    """Integer mode numbers ``m`` per axis on the rfft grid, broadcastable like `Grid.wavenumbers`."""
-    out = []
-    for axis, n in enumerate(grid.shape):
-        last = axis == grid.ndim - 1
-        m = np.arange(n // 2 + 1) if last else np.fft.fftfreq(n, 1.0 / n)
-        shape = [1] * grid.ndim
-        shape[axis] = m.shape[0]
-        out.append(jnp.asarray(np.rint(m).astype(np.int32).reshape(shape)))
-    return tuple(out)
-
-
-def dealias_mask(grid: Grid, fraction: float = 2 / 3) -> Bool[Array, "*spectral"]:
-    r"""Orszag's rule on the rfft grid: keep modes with $|m_i| < \text{fraction}\cdot N_i/2$ on every axis.
-
-    With ``fraction = 2/3`` this keeps $|m| < N/3$, the largest band for which the aliases of a
-    quadratic product fall only on discarded modes. ``fraction = 1`` keeps everything except
-    the Nyquist mode of an even ``N``.
-    """
-    if not 0 < fraction <= 1:
-        raise ValueError(f"dealias_mask: `fraction` must be in (0, 1], got {fraction!r}.")
-    mask = None
-    for m, n in zip(integer_wavenumbers(grid), grid.shape):
-        keep = jnp.abs(m) < fraction * n / 2
-        mask = keep if mask is None else mask & keep
-    return mask
-
-
-def odd_wavenumbers(grid: Grid) -> tuple[Float[Array, "..."], ...]:
-    r"""Wavenumbers for odd derivatives: the Nyquist mode of an even ``N`` set to $0$.
-
-    The Nyquist mode $\cos(\pi x/h)$ has no resolvable derivative; keeping $i k_{N/2}$ would give
-    a non-Hermitian spectrum whose imaginary part the inverse rfft silently drops.
-    """
-    out = []
-    for k, m, n in zip(grid.wavenumbers(real=True), integer_wavenumbers(grid), grid.shape):
-        out.append(jnp.where((n % 2 == 0) & (jnp.abs(m) == n // 2), 0.0, k))
-    return tuple(out)
-
-
 def wavenumber_norm_squared(grid: Grid) -> Float[Array, "*spectral"]:
     """$|k|^2 = \\sum_i k_i^2$ on the rfft grid (the symbol of $-\\Delta$)."""
-    total = 0.0
-    for k in grid.wavenumbers(real=True):
-        total = total + k**2
-    return jnp.broadcast_to(total, grid.spectral_shape(real=True))
+    return jnp.broadcast_to(-laplacian_symbol(grid), grid.spectral_shape(real=True))
 
 
 # --------------------------------------------------------------------------------------------
