@@ -7,8 +7,8 @@ its batch — the same data path as the engine, with no progress bar, logging, N
 checkpoints. The engine runs with everything on: progress bar, ``metrics.jsonl`` every 100
 steps, an orbax checkpoint every 1000 steps.
 
-Runs alternate (hand, engine, hand, engine, …) so that noise on the shared cores hits both;
-the figure is the ratio of median steps/s. Target: overhead ≤ 5 %.
+Runs come in adjacent pairs, in alternating order, so that noise on the shared cores hits both;
+the figure is the median of the per-pair ratios of steps/s. Target: overhead ≤ 5 %.
 
     python benchmarks/training_overhead.py [--steps 3000] [--repeats 5]
 """
@@ -90,27 +90,42 @@ def engine(steps: int) -> float:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
 
+    # Shared cores make single timings swing by ±15%; adjacent (hand, engine) pairs see the same
+    # conditions, so the figure is the median of the per-pair ratios. Which of the two runs first
+    # alternates, since the first run of a pair is measurably favoured or penalised.
     hand, ours = [], []
-    for _ in range(args.repeats):
-        hand.append(hand_written(args.steps))
-        ours.append(engine(args.steps))
-    hand_rate, engine_rate = statistics.median(hand), statistics.median(ours)
-    overhead = 1.0 - engine_rate / hand_rate
+    for repeat in range(args.repeats):
+        if repeat % 2 == 0:
+            hand.append(hand_written(args.steps))
+            ours.append(engine(args.steps))
+        else:
+            ours.append(engine(args.steps))
+            hand.append(hand_written(args.steps))
+    ratios = [e / h for h, e in zip(hand, ours)]
+    overhead = 1.0 - statistics.median(ratios)
     write_result(
         "training_overhead",
         {
             "work": f"MLP 1-128x3-1 tanh, Adam, batch {BATCH}, {args.steps} timed steps, 4096 samples",
             "engine_settings": "progress bar, metrics.jsonl every 100 steps, orbax checkpoint every 1000 steps, NaN guard",
-            "hand_written_steps_per_s": hand_rate,
-            "engine_steps_per_s": engine_rate,
+            "hand_written_steps_per_s_median": statistics.median(hand),
+            "engine_steps_per_s_median": statistics.median(ours),
             "hand_written_runs": hand,
             "engine_runs": ours,
+            "paired_ratios": ratios,
             "overhead": overhead,
             "target_overhead": 0.05,
             "meets_target": bool(overhead <= 0.05),
+            "summary": [
+                [
+                    "training engine vs hand-written jit+optax loop (MLP, progress + metrics + checkpoint/1000 steps)",
+                    f"{100 * overhead:.1f}% overhead ({statistics.median(ours):.0f} vs {statistics.median(hand):.0f} steps/s)",
+                    "target ≤ 5%",
+                ]
+            ],
         },
     )
 

@@ -174,41 +174,7 @@ def fit(
         )
     )
 
-    # Every non-array part (the model's static fields, the optimiser, the loss) is closed over,
-    # so the state and inputs are pure array pytrees and plain `jax.jit` applies. That is what
-    # `eqx.filter_jit` would compile too, without its per-call partitioning of the arguments,
-    # which on small models costs as much as the step itself.
-    @jax.jit
-    def train_step(state: TrainState, inputs):
-        step_key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
-        data_key, loss_key = jax.random.split(step_key)
-        batch = placement.constrain_batch(feed.batch(inputs, state.step, data_key))
-        model = eqx.combine(state.params, static)
-        (loss, terms), grads = eqx.filter_value_and_grad(full_loss, has_aux=True)(model, batch, loss_key)
-        values = jnp.stack([loss, *(terms[name] for name in names[1:])]).astype(jnp.float32)
-        grads_finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-        finite = jnp.isfinite(values)
-        healthy = jnp.all(finite) & grads_finite & (state.bad_step < 0)
-
-        updates, opt_state = optimiser.update(grads, state.opt_state, eqx.filter(model, eqx.is_inexact_array))
-        new_params = eqx.filter(eqx.apply_updates(model, updates), eqx.is_array)
-        keep_if_healthy = lambda new, old: jnp.where(healthy, new, old)  # noqa: E731
-        first_bad = ~healthy & (state.bad_step < 0)
-        # Name the culprit: a named term if one went bad (the total follows it), else the total,
-        # else the gradients.
-        bad_term = jnp.where(finite[0], len(names), 0)
-        if len(names) > 1:
-            bad_term = jnp.where(jnp.all(finite[1:]), bad_term, 1 + jnp.argmin(finite[1:]))
-        new_state = TrainState(
-            params=jax.tree.map(keep_if_healthy, new_params, state.params),
-            opt_state=jax.tree.map(keep_if_healthy, opt_state, state.opt_state),
-            step=state.step + healthy.astype(jnp.int32),
-            key=state.key,
-            bad_step=jnp.where(first_bad, state.step, state.bad_step),
-            bad_term=jnp.where(first_bad, bad_term, state.bad_term).astype(jnp.int32),
-            bad_values=jnp.where(first_bad, values, state.bad_values),
-        )
-        return new_state, values
+    train_step = make_train_step(static, optimiser, full_loss, feed, placement, names)
 
     store = None
     log = None
@@ -269,6 +235,61 @@ def fit(
 
     model = eqx.combine(state.params, static)
     return TrainResult(model=model, opt_state=state.opt_state, step=int(state.step), history=history, resumed_from=resumed_from)
+
+
+def make_train_step(static, optimiser, loss_fn, feed, placement: DataParallel, names: tuple[str, ...]):
+    """The compiled step ``(state, inputs) -> (state, values)`` of `fit`.
+
+    ``loss_fn(model, batch, key) -> (loss, {name: term})``; ``values`` stacks the loss and the
+    terms in the order of `names`. The update is applied inside a `jax.lax.cond` on the
+    finiteness of every value and gradient, so a bad step costs nothing and changes nothing but
+    the guard fields.
+
+    Every non-array part (the model's static fields, the optimiser, the loss) is closed over, so
+    the state and inputs are pure array pytrees and plain `jax.jit` applies. That is what
+    `eqx.filter_jit` would compile too, without its per-call partitioning of the arguments, which
+    on small models costs as much as the step itself.
+    """
+
+    def apply_update(params, opt_state, grads):
+        model = eqx.combine(params, static)
+        updates, opt_state = optimiser.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
+        return eqx.filter(eqx.apply_updates(model, updates), eqx.is_array), opt_state
+
+    def keep(params, opt_state, grads):
+        return params, opt_state
+
+    @jax.jit
+    def train_step(state: TrainState, inputs):
+        step_key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
+        data_key, loss_key = jax.random.split(step_key)
+        batch = placement.constrain_batch(feed.batch(inputs, state.step, data_key))
+        model = eqx.combine(state.params, static)
+        (loss, terms), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model, batch, loss_key)
+        values = jnp.stack([loss, *(terms[name] for name in names[1:])]).astype(jnp.float32)
+        grads_finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+        finite = jnp.isfinite(values)
+        healthy = jnp.all(finite) & grads_finite & (state.bad_step < 0)
+        params, opt_state = jax.lax.cond(healthy, apply_update, keep, state.params, state.opt_state, grads)
+
+        first_bad = ~healthy & (state.bad_step < 0)
+        # Name the culprit: a named term if one went bad (the total follows it), else the total,
+        # else the gradients.
+        bad_term = jnp.where(finite[0], len(names), 0)
+        if len(names) > 1:
+            bad_term = jnp.where(jnp.all(finite[1:]), bad_term, 1 + jnp.argmin(finite[1:]))
+        new_state = TrainState(
+            params=params,
+            opt_state=opt_state,
+            step=state.step + healthy.astype(jnp.int32),
+            key=state.key,
+            bad_step=jnp.where(first_bad, state.step, state.bad_step),
+            bad_term=jnp.where(first_bad, bad_term, state.bad_term).astype(jnp.int32),
+            bad_values=jnp.where(first_bad, values, state.bad_values),
+        )
+        return new_state, values
+
+    return train_step
 
 
 def _checkpointed(state: TrainState) -> list:
