@@ -212,7 +212,28 @@ def main(repeats: dict | None = None) -> None:
         "KS at L=60 is chaotic: float32 differences of a few ulp after one step grow over the "
         "rollout; the float64 comparison isolates the scheme from rounding."
     )
+    results["summary"] = summary_rows(results)
     write_result("spectral_vs_exponax", results)
+
+
+def summary_rows(results: dict) -> list[list[str]]:
+    """Rows for benchmarks/report.py: [work, jaxpde figure, compared with / target]."""
+    rows = []
+    for name, case in CASES.items():
+        timing = results[name]["final_state"]
+        dims = "×".join([str(case["num_points"])] * case["ndim"])
+        last = str(case["steps"])
+        agreement = results[name]["differences_float64_8_trajectories"][last]
+        rows.append(
+            [
+                f"{case['ndim']}D KS {dims}, {case['trajectories']} traj × {case['steps']} steps, ETDRK2 float32",
+                f"rollout {timing['jaxpde_rollout']['run_s']:.3g} s, diffrax solve {timing['jaxpde_diffrax']['run_s']:.3g} s",
+                f"exponax {timing['exponax']['run_s']:.3g} s (ratios {timing['jaxpde_rollout']['run_ratio_vs_exponax']:.2f} / "
+                f"{timing['jaxpde_diffrax']['run_ratio_vs_exponax']:.2f}, target ≤ 1); float64 results agree to "
+                f"{max(agreement['jaxpde_rollout_rel_max_diff'], agreement['jaxpde_diffrax_rel_max_diff']):.1e}",
+            ]
+        )
+    return rows
 
 
 if __name__ == "__main__":

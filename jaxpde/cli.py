@@ -1,7 +1,7 @@
 """``jaxpde``: list, run and resume experiments.
 
     jaxpde list                                   the experiments, one line each
-    jaxpde run [NAME] [--set key=value ...] [--out DIR]
+    jaxpde run [NAME] [--set key=value ...] [--out DIR] [--record]
     jaxpde resume DIR                             continue an interrupted run in DIR
 
 An experiment is a module ``experiments/NAME.py`` with a frozen dataclass ``Config`` (every
@@ -130,18 +130,47 @@ def _type_name(annotation) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def run_experiment(name: str, config, out_dir: Path) -> dict:
-    """Run experiment `name` with `config` in `out_dir`, writing config.json and results.json."""
+def run_experiment(name: str, config, out_dir: Path, record: bool = False) -> dict:
+    """Run experiment `name` with `config` in `out_dir`, writing config.json and results.json.
+
+    With `record`, the results (with the config and the machine) are also written to
+    ``experiments/results/NAME.json``, from which the README's results table is built.
+    """
     module = load(name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = {"experiment": name, "config": dataclasses.asdict(config)}
-    (out_dir / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+    run_record = {"experiment": name, "config": dataclasses.asdict(config)}
+    (out_dir / "config.json").write_text(json.dumps(run_record, indent=2) + "\n")
     started = time.perf_counter()
     results = module.run(config, out_dir)
     results = {**results, "wall_s": time.perf_counter() - started}
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=_jsonable) + "\n")
+    if record:
+        recorded = {
+            "experiment": name,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "machine": _machine(),
+            "config": dataclasses.asdict(config),
+            **results,
+        }
+        path = experiments_dir() / "results" / f"{name}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(recorded, indent=2, default=_jsonable) + "\n")
     _print_results(name, results, out_dir)
     return results
+
+
+def _machine() -> dict:
+    import platform
+
+    import jax
+
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "jax_backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "jax": jax.__version__,
+    }
 
 
 def _jsonable(value):
@@ -171,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("name", nargs="?", default=DEFAULT_EXPERIMENT)
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--out", type=Path, default=None, help="output folder (default runs/NAME/TIMESTAMP)")
+    run.add_argument("--record", action="store_true", help="also write experiments/results/NAME.json (README table)")
     resume = commands.add_parser("resume", help="resume an interrupted run from its folder")
     resume.add_argument("out_dir", type=Path)
     args = parser.parse_args(argv)
@@ -184,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             module = load(args.name)
             config = make_config(module.Config, args.overrides)
             out_dir = args.out or Path("runs") / args.name / time.strftime("%Y%m%d-%H%M%S")
-            run_experiment(args.name, config, out_dir)
+            run_experiment(args.name, config, out_dir, record=args.record)
             return 0
         record_path = args.out_dir / "config.json"
         if not record_path.exists():

@@ -24,3 +24,19 @@ def test_results_table_is_current():
     report = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(report)
     assert report.readme_with_table(README) == README, "run `python benchmarks/report.py --write`"
+
+
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    """Every ```python block runs, in order, in one namespace (the dataset example, which
+    generates FNO-size data, is exercised by tests/data instead)."""
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    blocks = README.split("```python\n")[1:]
+    assert len(blocks) >= 3
+    for block in blocks:
+        code = block.split("```", 1)[0]
+        if "load_dataset" in code:
+            continue
+        exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["result"].step == 2000
+    assert namespace["pressure"].shape == (85, 85)
