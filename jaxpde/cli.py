@@ -152,6 +152,8 @@ def run_experiment(name: str, config, out_dir: Path, record: bool = False) -> di
             "config": dataclasses.asdict(config),
             **results,
         }
+        if "summary" in results:
+            recorded["summary"] = [*results["summary"], [f"{name}: whole run", f"{results['wall_s']:.0f} s", "—"]]
         path = experiments_dir() / "results" / f"{name}.json"
         path.parent.mkdir(exist_ok=True)
         path.write_text(json.dumps(recorded, indent=2, default=_jsonable) + "\n")

@@ -67,3 +67,14 @@ def test_console_script_exit_code(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "unknown config key 'nonsense'" in done.stderr
+
+
+def test_record_writes_the_results_file_the_readme_is_built_from(tmp_path, monkeypatch):
+    experiments = tmp_path / "experiments"
+    experiments.mkdir()
+    (experiments / "line_fit.py").write_text((FIXTURES / "line_fit.py").read_text())
+    monkeypatch.setenv("JAXPDE_EXPERIMENTS", str(experiments))
+    assert cli.main(["run", "line_fit", "--record", "--out", str(tmp_path / "run")]) == 0
+    recorded = json.loads((experiments / "results" / "line_fit.json").read_text())
+    assert recorded["experiment"] == "line_fit" and recorded["config"]["steps"] == 40
+    assert recorded["machine"]["jax_backend"] == "cpu" and "slope" in recorded

@@ -206,9 +206,11 @@ def fit(
             state, values = train_step(state, feed.device_inputs(step))
             done = step + 1
             if done % log_every == 0 or done == steps:
-                _raise_if_bad(state, names, last_saved)
+                bad_step, values = jax.device_get((state.bad_step, values))  # one sync per log point
+                if bad_step >= 0:
+                    _raise_if_bad(state, names, last_saved)
                 now = time.perf_counter()
-                record = {"step": done, **dict(zip(names, map(float, np.asarray(values))))}
+                record = {"step": done, **dict(zip(names, map(float, values)))}
                 record["steps_per_s"] = (done - clock_step) / max(now - clock, 1e-12)
                 record["wall_s"] = now - started
                 clock, clock_step = now, done
