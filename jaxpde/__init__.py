@@ -3,11 +3,25 @@
 Classical differentiable numerics (spectral methods, ETDRK, stencil and sparse operators), the
 datasets they generate, and one training engine shared by every learned method — all composing
 with diffrax, lineax, optimistix, optax and equinox.
+
+Subpackages: `jaxpde.numerics`, `jaxpde.pdes`, `jaxpde.data`, `jaxpde.training`, and the
+modules `jaxpde.grids`, `jaxpde.random_fields`. They are imported on first access
+(``jaxpde.training`` pulls in orbax, which is slow to import).
 """
+
+import importlib
 
 from . import grids
 from .grids import Grid
 
 __version__ = "0.1.0"
 
-__all__ = ["Grid", "grids", "__version__"]
+_SUBMODULES = ("data", "numerics", "pdes", "random_fields", "training")
+
+__all__ = ["Grid", "grids", "__version__", *_SUBMODULES]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'jaxpde' has no attribute {name!r}")

@@ -45,3 +45,11 @@ def test_check_field_names_the_argument():
     grid.check_field(jnp.zeros((3, 8, 8)), batch_dims=1)
     with pytest.raises(ValueError, match=r"`u0` has shape \(8, 9\), expected \(8, 8\)"):
         grid.check_field(jnp.zeros((8, 9)), name="u0")
+
+
+def test_subpackages_load_on_first_access():
+    import jaxpde
+
+    assert jaxpde.pdes.Burgers and jaxpde.training.fit and jaxpde.numerics.ETDRK4 and jaxpde.data.load_dataset
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        jaxpde.nope
