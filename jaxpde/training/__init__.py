@@ -5,7 +5,7 @@ verified orbax checkpoints and `DataParallel` for the device placement.
 """
 
 from ._checkpoints import CheckpointStore, CorruptCheckpointError
-from ._engine import NonFiniteError, TrainResult, TrainState, fit, steps_for_epochs
+from ._engine import NonFiniteError, TrainResult, TrainState, fit
 from ._feeds import ArrayLoader
 from ._metrics_log import read_metrics
 from ._sharding import DataParallel
@@ -20,5 +20,4 @@ __all__ = [
     "TrainState",
     "fit",
     "read_metrics",
-    "steps_for_epochs",
 ]

@@ -24,7 +24,6 @@ uses it, so they all get the same guarantees:
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -352,7 +351,3 @@ def _check_positive_int(value, name: str, allow_zero: bool = False) -> None:
         bound = ">= 0" if allow_zero else ">= 1"
         raise ValueError(f"fit: `{name}` must be an integer {bound}, got {value!r}.")
 
-
-def steps_for_epochs(num_samples: int, batch_size: int, epochs: float) -> int:
-    """Number of steps that make `epochs` passes over `num_samples` samples."""
-    return int(math.ceil(epochs * (num_samples // batch_size)))
