@@ -52,11 +52,7 @@ class Grid(eqx.Module):
         boundary: BoundaryKind = "periodic",
         origin: float | tuple[float, ...] = 0.0,
     ):
-        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        if not 1 <= len(shape) <= 3:
-            raise ValueError(f"Grid: `shape` must have 1, 2 or 3 axes, got {shape!r}.")
-        if any(not isinstance(n, (int, np.integer)) or n < 2 for n in shape):
-            raise ValueError(f"Grid: every entry of `shape` must be an integer >= 2, got {shape!r}.")
+        shape = _shape(shape)
         lengths = _per_axis(lengths, len(shape), "lengths")
         origin = _per_axis(origin, len(shape), "origin")
         if any(not (length > 0 and math.isfinite(length)) for length in lengths):
@@ -65,7 +61,7 @@ class Grid(eqx.Module):
             raise ValueError(
                 f"Grid: unsupported boundary kind {boundary!r}; expected one of {BOUNDARY_KINDS}."
             )
-        self.shape = tuple(int(n) for n in shape)
+        self.shape = shape
         self.lengths = lengths
         self.boundary = boundary
         self.origin = origin
@@ -141,10 +137,42 @@ class Grid(eqx.Module):
             )
 
 
+def _is_int(n) -> bool:
+    # bool is an int subclass, but Grid(True) is a mistake, not a grid of one point.
+    return isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
+
+
+def _shape(shape) -> tuple[int, ...]:
+    """`shape` as a tuple of Python ints, or a `ValueError`/`TypeError` that names it."""
+    expected = "an int or a tuple of 1 to 3 ints (points per axis), e.g. 64 or (64, 64)"
+    if _is_int(shape):
+        shape = (shape,)
+    elif isinstance(shape, (tuple, list)):
+        shape = tuple(shape)
+    else:
+        # A float (Grid(64.0)), an array or a string: say what is expected rather than letting
+        # `tuple(64.0)` fail with "'float' object is not iterable".
+        raise TypeError(f"Grid: `shape` must be {expected}, got {shape!r} ({type(shape).__name__}).")
+    if not 1 <= len(shape) <= 3:
+        raise ValueError(f"Grid: `shape` must have 1, 2 or 3 axes, got {shape!r}.")
+    if any(not _is_int(n) for n in shape):
+        raise TypeError(f"Grid: every entry of `shape` must be an int, got {shape!r}; expected {expected}.")
+    if any(n < 2 for n in shape):
+        raise ValueError(f"Grid: every entry of `shape` must be an integer >= 2, got {shape!r}.")
+    return tuple(int(n) for n in shape)
+
+
 def _per_axis(value, ndim: int, name: str) -> tuple[float, ...]:
-    if isinstance(value, (int, float, np.floating, np.integer)):
-        return (float(value),) * ndim
-    value = tuple(float(v) for v in value)
-    if len(value) != ndim:
-        raise ValueError(f"Grid: `{name}` has {len(value)} entries, expected one per axis ({ndim}).")
+    """One finite float per axis, from a number or a sequence; errors name the argument."""
+    if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        value = (float(value),) * ndim
+    else:
+        try:
+            value = tuple(float(v) for v in value)
+        except (TypeError, ValueError):
+            raise TypeError(f"Grid: `{name}` must be a number or one number per axis, got {value!r}.") from None
+        if len(value) != ndim:
+            raise ValueError(f"Grid: `{name}` has {len(value)} entries, expected one per axis ({ndim}).")
+    if not all(math.isfinite(v) for v in value):
+        raise ValueError(f"Grid: every entry of `{name}` must be finite, got {value!r}.")
     return value

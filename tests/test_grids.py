@@ -53,3 +53,28 @@ def test_subpackages_load_on_first_access():
     assert jaxpde.pdes.Burgers and jaxpde.training.fit and jaxpde.numerics.ETDRK4 and jaxpde.data.load_dataset
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         jaxpde.nope
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        # Used to fail inside `tuple(64.0)` with "'float' object is not iterable".
+        (dict(shape=64.0), TypeError, r"`shape` must be an int or a tuple of 1 to 3 ints.*got 64\.0 \(float\)"),
+        (dict(shape=(64.0, 64)), TypeError, r"every entry of `shape` must be an int"),
+        (dict(shape=True), TypeError, r"`shape` must be an int"),
+        (dict(shape="64"), TypeError, r"`shape` must be an int"),
+        # Used to be accepted, giving NaN coordinates.
+        (dict(shape=8, origin=float("nan")), ValueError, r"`origin` must be finite, got \(nan,\)"),
+        (dict(shape=(8, 8), origin=(0.0, float("inf"))), ValueError, r"`origin` must be finite"),
+        (dict(shape=8, lengths=float("nan")), ValueError, r"`lengths` must be finite"),
+        (dict(shape=8, origin="left"), TypeError, r"`origin` must be a number"),
+    ],
+)
+def test_bad_shape_and_origin_types_name_the_argument(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Grid(**kwargs)
+
+
+def test_numpy_integer_shapes_are_accepted_as_ints():
+    grid = Grid((np.int64(8), 4))
+    assert grid.shape == (8, 4) and all(type(n) is int for n in grid.shape)
