@@ -1,7 +1,6 @@
 r"""Krylov solvers as lineax solvers: a robust conjugate gradient and mixed-precision refinement.
 
-**Why a CG of our own.** `lineax.CG` has three properties that bite in practice (METHODS.md,
-"Pitfalls"): its stopping test is elementwise (``|r_i| ≤ atol + rtol |b_i|`` plus a test on the
+**Why a CG of our own.** `lineax.CG` has three properties that bite in practice: its stopping test is elementwise (``|r_i| ≤ atol + rtol |b_i|`` plus a test on the
 update), which takes 5–10% more iterations than the usual ``‖r‖₂ ≤ rtol ‖b‖₂``; its breakdown
 test ``pᵀAp > 200 n ε · rᵀz`` is not scale-invariant — ``pᵀAp / rᵀz`` is a Rayleigh quotient of
 the preconditioned operator, ``O(h²)`` for smooth residuals, while ``200 n ε ~ h^{-d} ε`` — so in
@@ -21,24 +20,39 @@ whose updates add rounding of their own, stalls a few times above that (256²: `
 Jacobi, ``3·10⁻³`` without; relative errors of the solution ``1.6·10⁻⁶`` and ``1.6·10⁻⁵``). No
 float32 solver can meet ``rtol = 1e-6`` there. `ConjugateGradient` then stops with
 `lineax.RESULTS.stagnation` (the true residual no longer decreases) instead of spinning to
-``max_steps``, and the PDE solvers turn that into an error that says so. The PDE solvers'
-float32 default is therefore "to working precision" (``rtol = 0``: iterate until the true
-residual stagnates, and call that success). To reach tighter tolerances from float32
+``max_steps``, and the PDE solvers turn that into an error that says so; ``rtol = atol = 0``
+asks for exactly that point ("to working precision": iterate until the true residual
+stagnates, and call that success). To reach tighter tolerances from float32
 arithmetic, use `MixedPrecisionRefinement` (float32 CG inside, float64 residuals outside; needs
 ``jax_enable_x64``): three sweeps reach ``1e-6`` at 256².
+
+**What every solver here guarantees, on any input.** (1) It returns within its step budget:
+`ConjugateGradient` within ``max_steps`` iterations, `MixedPrecisionRefinement` within
+``max_refinements`` sweeps — a NaN, an Inf or an overflow cannot keep a loop alive, also
+inside `jax.vmap`, where one bad sample stops early and the others run on. (2) A non-finite
+right-hand side or initial guess is reported as `lineax.RESULTS.nonfinite_input`, a non-finite
+value met during the iteration (a NaN in the operator, an overflow) as
+`lineax.RESULTS.breakdown`; neither is ever "successful". (3) Norms do not overflow: the
+iteration runs on ``b / s`` with ``s`` the power of two nearest ``max |b_i|`` (an exact
+scaling, so iterates are bitwise those of the unscaled problem whenever that one does not
+overflow), and ``‖·‖₂`` outside the loop is computed as ``m ‖x / m‖₂`` with ``m = max |x_i|``.
+(4) Solver state is a pytree of arrays with its flags static, so `init` can be jitted and the
+state carried through `jax.lax` loops and `custom_jvp`; every solver runs under
+``jax.numpy_dtype_promotion("strict")`` and on complex (Hermitian) systems.
 """
 
-from __future__ import annotations
-
 import math
+import numbers
 from typing import Any, Literal
 
 import equinox as eqx
+import equinox.internal as eqxi
 import jax
 import jax.flatten_util as jfu
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import lineax as lx
+import numpy as np
 from jaxtyping import Array, PyTree, Scalar
 
 __all__ = ["ConjugateGradient", "MixedPrecisionRefinement"]
@@ -47,19 +61,52 @@ __all__ = ["ConjugateGradient", "MixedPrecisionRefinement"]
 # ----------------------------------------------------------------------------------------------
 # Pytree arithmetic for the Krylov loops. Dot products are elementwise products and sums rather
 # than `jnp.dot`, so no matrix unit (and no reduced-precision TPU matmul pass) is involved.
+# Scalars are cast to each leaf's dtype explicitly, so the loops run under strict dtype
+# promotion and on complex leaves (a real float64 step length times a complex128 vector is an
+# implicit promotion that strict mode refuses).
 # ----------------------------------------------------------------------------------------------
 
 
 def _dot(x: PyTree[Array], y: PyTree[Array]) -> Scalar:
-    return sum(jnp.sum(jnp.conj(a) * b) for a, b in zip(jtu.tree_leaves(x), jtu.tree_leaves(y))).real
+    """``Re ⟨x, y⟩ = Re Σ conj(x_i) y_i`` (real for the Hermitian forms CG takes)."""
+    return sum(jnp.sum(jnp.conj(a) * b).real for a, b in zip(jtu.tree_leaves(x), jtu.tree_leaves(y)))
 
 
 def _norm(x: PyTree[Array]) -> Scalar:
+    """Plain ``‖x‖₂``, for vectors known to be of order one (the scaled loop variables)."""
     return jnp.sqrt(_dot(x, x))
 
 
-def _axpy(alpha, x: PyTree[Array], y: PyTree[Array]) -> PyTree[Array]:
-    return jtu.tree_map(lambda a, b: alpha * a + b, x, y)
+def _max_abs(x: PyTree[Array]) -> Scalar:
+    return jnp.max(jnp.stack([jnp.max(jnp.abs(a), initial=0) for a in jtu.tree_leaves(x)]))
+
+
+def _safe_norm(x: PyTree[Array]) -> Scalar:
+    """``‖x‖₂ = m ‖x / m‖₂`` with ``m = max |x_i|``: no overflow of ``Σ |x_i|²`` (float32 overflows
+    at ``|x_i| ≈ 1.8·10¹⁹``), no underflow for tiny ``x``; NaN/Inf propagate."""
+    m = _max_abs(x)
+    usable = (m > 0) & jnp.isfinite(m)
+    divisor = jnp.where(usable, m, jnp.ones_like(m))
+    return jnp.where(usable, m * _norm(_scale(x, 1 / divisor)), _norm(x))
+
+
+def _power_of_two_scale(x: PyTree[Array]) -> Scalar:
+    """The power of two nearest above ``max |x_i|`` (``1`` for a zero or non-finite ``x``).
+
+    Dividing by a power of two is exact in binary floating point, so the scaled problem has
+    bitwise the iterates of the unscaled one, up to underflow."""
+    m = _max_abs(x)
+    usable = (m > 0) & jnp.isfinite(m)
+    _, exponent = jnp.frexp(jnp.where(usable, m, jnp.ones_like(m)))
+    return jnp.where(usable, jnp.ldexp(jnp.ones_like(m), exponent), jnp.ones_like(m))
+
+
+def _scale(x: PyTree[Array], factor: Scalar) -> PyTree[Array]:
+    return jtu.tree_map(lambda a: a * factor.astype(a.dtype), x)
+
+
+def _axpy(alpha: Scalar, x: PyTree[Array], y: PyTree[Array]) -> PyTree[Array]:
+    return jtu.tree_map(lambda a, b: alpha.astype(a.dtype) * a + b, x, y)
 
 
 def _sub(x: PyTree[Array], y: PyTree[Array]) -> PyTree[Array]:
@@ -70,12 +117,16 @@ def _where(pred, x: PyTree[Array], y: PyTree[Array]) -> PyTree[Array]:
     return jtu.tree_map(lambda a, b: jnp.where(pred, a, b), x, y)
 
 
+def _all_finite(x: PyTree[Array]) -> Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jtu.tree_leaves(x)]))
+
+
 def _size(structure: PyTree[jax.ShapeDtypeStruct]) -> int:
     return sum(math.prod(s.shape) for s in jtu.tree_leaves(structure))
 
 
-# Outcome codes of the CG loop, mapped to lineax RESULTS at the end.
-_RUNNING, _CONVERGED, _BREAKDOWN, _STAGNATION, _MAX_STEPS = 0, 1, 2, 3, 4
+# Outcome codes of the loops, mapped to lineax RESULTS at the end.
+_RUNNING, _CONVERGED, _BREAKDOWN, _STAGNATION, _MAX_STEPS, _NONFINITE = 0, 1, 2, 3, 4, 5
 
 
 def _to_results(status):
@@ -85,30 +136,54 @@ def _to_results(status):
         lx.RESULTS.where(
             status == _BREAKDOWN,
             lx.RESULTS.breakdown,
-            lx.RESULTS.where(status == _STAGNATION, lx.RESULTS.stagnation, lx.RESULTS.max_steps_reached),
+            lx.RESULTS.where(
+                status == _STAGNATION,
+                lx.RESULTS.stagnation,
+                lx.RESULTS.where(status == _NONFINITE, lx.RESULTS.nonfinite_input, lx.RESULTS.max_steps_reached),
+            ),
         ),
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument checks shared by the solvers ("Owner: `x` must be …, got …").
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_tolerance(value, name: str, owner: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{owner}: `{name}` must be a finite real number >= 0, got {value!r}.")
+    return float(value)
+
+
+def _check_count(value, name: str, owner: str, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        expected = "a positive integer or None" if allow_none else "a positive integer"
+        raise ValueError(f"{owner}: `{name}` must be {expected}, got {value!r}.")
+    return int(value)
 
 
 class ConjugateGradient(lx.AbstractLinearSolver):
     r"""Preconditioned conjugate gradients (Hestenes–Stiefel 1952) with robust stopping, as a lineax solver.
 
-    For ``A x = b`` with ``A`` symmetric positive (or negative) definite and a symmetric positive
+    For ``A x = b`` with ``A`` Hermitian positive (or negative) definite and a Hermitian positive
     definite preconditioner ``M ≈ A⁻¹``, the iteration is the textbook PCG — operation for
     operation the one of `scipy.sparse.linalg.cg`:
 
     .. math::
 
-        z_k = M r_k,\quad \gamma_k = r_k^\top z_k,\quad p_k = z_k + (\gamma_k/\gamma_{k-1}) p_{k-1},\quad
-        \alpha_k = \gamma_k / p_k^\top A p_k,\quad x_{k+1} = x_k + \alpha_k p_k,\quad
+        z_k = M r_k,\quad \gamma_k = r_k^H z_k,\quad p_k = z_k + (\gamma_k/\gamma_{k-1}) p_{k-1},\quad
+        \alpha_k = \gamma_k / p_k^H A p_k,\quad x_{k+1} = x_k + \alpha_k p_k,\quad
         r_{k+1} = r_k - \alpha_k A p_k.
 
     It differs from `lineax.CG` in four ways (the module docstring says why):
 
     1. **Norm-based stopping**, as scipy: converged when ``‖b - A x‖₂ ≤ max(rtol ‖b‖₂, atol)``,
        so iteration counts match scipy's on the same matrix.
-    2. **Scale-invariant breakdown test**: breakdown only when ``pᵀAp ≤ 0``, ``rᵀz < 0`` or a
-       value is not finite — what an SPD ``A`` and ``M`` rule out in any scaling. The solve stops
+    2. **Scale-invariant breakdown test**: breakdown only when ``pᴴAp ≤ 0``, ``rᴴz < 0`` or a
+       value is not finite — what an HPD ``A`` and ``M`` rule out in any scaling. The solve stops
        with `lineax.RESULTS.breakdown`, returning the last iterate reached with positive
        curvature.
     3. **True residuals**: every `check_every` steps, whenever the recursive residual meets the
@@ -126,14 +201,27 @@ class ConjugateGradient(lx.AbstractLinearSolver):
     In exact arithmetic, 3 and 4 never fire, and in float64 on the problems here they do not
     either: iteration counts equal scipy's.
 
+    **Bad input** (module docstring): a NaN/Inf in ``b`` or ``y0`` returns at once with
+    `lineax.RESULTS.nonfinite_input`; a non-finite value met later (a NaN in the operator) with
+    `lineax.RESULTS.breakdown`; at most ``max_steps`` iterations run in every case; the loop
+    works on ``b`` scaled by a power of two, so ``‖b‖²`` cannot overflow.
+
+    **Differences from lineax a lineax user should know.** ``rtol = atol = 0`` means "to working
+    precision", not "no test": with ``max_steps = k`` `lineax.CG` runs ``k`` steps and reports
+    success, whereas this solver runs until the true residual stagnates and reports
+    `lineax.RESULTS.max_steps_reached` if ``k`` steps come first (a solution cut short is not
+    called converged). To run exactly ``k`` steps as a fixed smoother, use `lineax.CG`. The
+    tolerances are on ``‖·‖₂``, not lineax's elementwise max-norm test.
+
     `stats` has ``num_steps`` (CG iterations = mat-vecs with ``p``), ``num_replacements``,
     ``residual_norm`` (the final true ``‖b - Ax‖₂``), ``rhs_norm`` and ``max_steps``.
 
     **Arguments:**
 
-    - `rtol`, `atol`: the tolerances of the norm-based test; both ``0`` means "to working
-      precision".
-    - `max_steps`: cap on the number of iterations (default ``10 n``, as scipy).
+    - `rtol`, `atol`: the tolerances of the norm-based test, finite and ``≥ 0``; both ``0``
+      means "to working precision".
+    - `max_steps`: cap on the number of iterations, a positive integer (default ``10 n``, as
+      scipy).
     - `preconditioner`: ``None``, ``"jacobi"`` (``M = diag(A)⁻¹``, from `lineax.diagonal`, so it
       follows the operator — including inside implicit differentiation), or a positive
       semidefinite-tagged `lineax.AbstractLinearOperator`. A preconditioner changes the speed,
@@ -159,40 +247,38 @@ class ConjugateGradient(lx.AbstractLinearSolver):
         check_every: int = 50,
         patience: int = 3,
     ):
-        if not (rtol >= 0 and atol >= 0):
-            raise ValueError(f"ConjugateGradient: `rtol` and `atol` must be >= 0, got rtol={rtol!r}, atol={atol!r}.")
-        if check_every < 1 or patience < 1:
-            raise ValueError(
-                f"ConjugateGradient: `check_every` and `patience` must be >= 1, got {check_every!r}, {patience!r}."
-            )
+        owner = "ConjugateGradient"
+        self.rtol = _check_tolerance(rtol, "rtol", owner)
+        self.atol = _check_tolerance(atol, "atol", owner)
+        self.max_steps = _check_count(max_steps, "max_steps", owner, allow_none=True)
+        self.check_every = _check_count(check_every, "check_every", owner)
+        self.patience = _check_count(patience, "patience", owner)
         if isinstance(preconditioner, str) and preconditioner != "jacobi":
             raise ValueError(
-                f"ConjugateGradient: unknown `preconditioner` {preconditioner!r}; expected None, 'jacobi' or a "
+                f"{owner}: unknown `preconditioner` {preconditioner!r}; expected None, 'jacobi' or a "
                 "lineax.AbstractLinearOperator."
             )
         if isinstance(preconditioner, lx.AbstractLinearOperator):
             if not lx.is_positive_semidefinite(preconditioner):
                 raise ValueError(
-                    "ConjugateGradient: the preconditioner must be tagged positive semidefinite "
+                    f"{owner}: the preconditioner must be tagged positive semidefinite "
                     "(lineax.positive_semidefinite_tag); CG needs a symmetric positive definite M."
                 )
             dynamic, static = eqx.partition(preconditioner, eqx.is_array)
             preconditioner = eqx.combine(jax.lax.stop_gradient(dynamic), static)
         elif preconditioner is not None and not isinstance(preconditioner, str):
             raise TypeError(
-                f"ConjugateGradient: `preconditioner` must be None, 'jacobi' or a lineax operator, got "
+                f"{owner}: `preconditioner` must be None, 'jacobi' or a lineax operator, got "
                 f"{type(preconditioner).__name__}."
             )
-        self.rtol = rtol
-        self.atol = atol
-        self.max_steps = max_steps
         self.preconditioner = preconditioner
-        self.check_every = int(check_every)
-        self.patience = int(patience)
 
     def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]):
         if eqx.tree_equal(operator.in_structure(), operator.out_structure()) is not True:
-            raise ValueError("ConjugateGradient: the operator must be square (matching in/out structures).")
+            raise ValueError(
+                "ConjugateGradient: the operator must be square (matching in/out structures), got in_structure "
+                f"{operator.in_structure()} and out_structure {operator.out_structure()}."
+            )
         is_nsd = lx.is_negative_semidefinite(operator)
         if not (lx.is_positive_semidefinite(operator) or is_nsd):
             raise ValueError(
@@ -207,10 +293,13 @@ class ConjugateGradient(lx.AbstractLinearSolver):
             diagonal = lx.diagonal(operator)
             _, unravel = jfu.ravel_pytree(jtu.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), operator.in_structure()))
             preconditioner = lx.DiagonalLinearOperator(unravel(1 / diagonal))
-        return operator, preconditioner, is_nsd
+        # The flag is static: a Python bool as a leaf would become a tracer under `jax.jit(init)`,
+        # a `custom_jvp` or a loop carry, and `if is_nsd:` would then fail.
+        return operator, preconditioner, eqxi.Static(is_nsd)
 
     def compute(self, state, vector: PyTree[Array], options: dict[str, Any]):
         operator, preconditioner, is_nsd = state
+        is_nsd = is_nsd.value
         if "preconditioner" in options:
             if preconditioner is not None:
                 raise ValueError("ConjugateGradient: a preconditioner was given both as a field and in `options`.")
@@ -222,10 +311,16 @@ class ConjugateGradient(lx.AbstractLinearSolver):
         if is_nsd:
             # init negated the operator: solve (-A) y = -b, which has the same solution.
             vector = jtu.tree_map(jnp.negative, vector)
-        max_steps = 10 * _size(operator.in_structure()) if self.max_steps is None else self.max_steps
+        max_steps = max(1, 10 * _size(operator.in_structure())) if self.max_steps is None else self.max_steps
         to_working_precision = self.rtol == 0 and self.atol == 0
+        finite_input = _all_finite(vector) & _all_finite(y0)
+        # The loop solves A (y/s) = b/s: an exact power-of-two scaling that keeps ‖b/s‖² ≤ n, so no
+        # dot product of residual-sized vectors overflows however large b is.
+        s = _power_of_two_scale(vector)
+        vector = _scale(vector, 1 / s)
+        y0 = _scale(y0, 1 / s)
         rhs_norm = _norm(vector)
-        tol = jnp.maximum(self.atol, self.rtol * rhs_norm)
+        tol = jnp.maximum(self.atol / s, self.rtol * rhs_norm)
 
         def cg_steps(y, r, p, gamma, r_norm, step, reference):
             """Up to `check_every` PCG steps; stop early at ‖r‖ ≤ tol (recursive), breakdown,
@@ -265,7 +360,7 @@ class ConjugateGradient(lx.AbstractLinearSolver):
                 broken = ~good_curvature | ~(gamma_new >= 0) | ~jnp.isfinite(r_norm)
                 return y, r, p, gamma_new, r_norm, step + 1, chunk + 1, broken
 
-            carry = (y, r, p, gamma, r_norm, step, jnp.asarray(0), jnp.asarray(False))
+            carry = (y, r, p, gamma, r_norm, step, jnp.zeros_like(step), jnp.asarray(False))
             y, r, p, gamma, r_norm, step, _, broken = jax.lax.while_loop(cond, body, carry)
             return y, r, p, gamma, r_norm, step, broken
 
@@ -277,7 +372,7 @@ class ConjugateGradient(lx.AbstractLinearSolver):
             return carry[-1] == _RUNNING
 
         def outer_body(carry):
-            y, r, p, gamma, r_norm, step, best, since_best, replaced, replacements, reference, _ = carry
+            y, r, p, gamma, r_norm, step, best, since_best, replaced, replacements, reference, rounds, _ = carry
             y, r, p, gamma, r_norm, step, broken = cg_steps(y, r, p, gamma, r_norm, step, reference)
             true_r = _sub(vector, operator.mv(y))
             true_norm = _norm(true_r)
@@ -287,8 +382,12 @@ class ConjugateGradient(lx.AbstractLinearSolver):
             since_best = jnp.where(improved, 0, since_best + 1)
             replaced = jnp.where(improved, drifted, replaced | drifted)
             stagnated = (since_best >= self.patience) & replaced
+            # Every round but the last takes at least one step, so `rounds` cannot pass
+            # `max_steps + 1` in exact logic; the cap makes termination independent of that
+            # argument (and of how NaNs compare).
+            out_of_steps = (step >= max_steps) | (rounds + 1 > max_steps)
             status = jnp.select(
-                [broken, true_norm <= tol, stagnated, step >= max_steps],
+                [broken | ~jnp.isfinite(true_norm), true_norm <= tol, stagnated, out_of_steps],
                 [_BREAKDOWN, _CONVERGED, _CONVERGED if to_working_precision else _STAGNATION, _MAX_STEPS],
                 _RUNNING,
             )
@@ -297,19 +396,24 @@ class ConjugateGradient(lx.AbstractLinearSolver):
             r, p = _where(replace, r_new, r), _where(replace, p_new, p)
             gamma = jnp.where(replace, gamma_new, gamma)
             r_norm = jnp.where(replace, r_norm_new, r_norm)
-            return y, r, p, gamma, r_norm, step, best, since_best, replaced, replacements + replace, true_norm, status
+            replacements = replacements + replace.astype(replacements.dtype)
+            return (y, r, p, gamma, r_norm, step, best, since_best, replaced, replacements, true_norm, rounds + 1, status)
 
         r0, p0, gamma0, r_norm0 = restart(_sub(vector, operator.mv(y0)))
-        inf = jnp.asarray(jnp.inf, rhs_norm.dtype)
+        status0 = jnp.where(
+            finite_input, jnp.where(jnp.isfinite(r_norm0) & jnp.isfinite(gamma0), _RUNNING, _BREAKDOWN), _NONFINITE
+        )
+        inf = jnp.full_like(rhs_norm, jnp.inf)
         zero, false = jnp.asarray(0), jnp.asarray(False)
-        carry = (y0, r0, p0, gamma0, r_norm0, zero, inf, zero, false, zero, r_norm0, jnp.asarray(_RUNNING))
+        carry = (y0, r0, p0, gamma0, r_norm0, zero, inf, zero, false, zero, r_norm0, zero, status0)
         carry = jax.lax.while_loop(outer_cond, outer_body, carry)
-        y, steps, replacements, true_norm, status = carry[0], carry[5], carry[9], carry[10], carry[11]
+        y, steps, replacements, true_norm, status = carry[0], carry[5], carry[9], carry[10], carry[12]
+        y = _scale(y, s)
         stats = {
             "num_steps": steps,
             "num_replacements": replacements,
-            "residual_norm": true_norm,
-            "rhs_norm": rhs_norm,
+            "residual_norm": true_norm * s,
+            "rhs_norm": rhs_norm * s,
             "max_steps": max_steps,
         }
         return y, _to_results(status), stats
@@ -334,19 +438,82 @@ class ConjugateGradient(lx.AbstractLinearSolver):
         return True
 
 
-def _cast_arrays(tree: PyTree, dtype) -> PyTree:
-    return jtu.tree_map(lambda x: x.astype(dtype) if eqx.is_inexact_array(x) else x, tree)
+# ----------------------------------------------------------------------------------------------
+# Casting an operator to a lower precision, for MixedPrecisionRefinement.
+# ----------------------------------------------------------------------------------------------
+
+# The complex partner of each real low precision: the low precision of complex128 is complex64
+# (there is no complex32; float16/bfloat16 systems go to complex64).
+_COMPLEX_OF = {"float16": "complex64", "bfloat16": "complex64", "float32": "complex64", "float64": "complex128"}
 
 
-def _cast_operator(operator: lx.AbstractLinearOperator, dtype) -> lx.AbstractLinearOperator:
-    cast = _cast_arrays(operator, dtype)
-    structure_dtypes = {s.dtype for s in jtu.tree_leaves(cast.in_structure())}
-    if structure_dtypes != {jnp.dtype(dtype)}:
-        raise ValueError(
-            f"MixedPrecisionRefinement: casting the operator's arrays to {jnp.dtype(dtype).name} left its input "
-            f"structure in {sorted(d.name for d in structure_dtypes)}; use an operator whose structure follows its "
-            "arrays (jaxpde's stencil and sparse operators, lineax.MatrixLinearOperator)."
+def _low_of(dtype, low_real) -> np.dtype:
+    """The dtype an array of `dtype` takes in the low precision `low_real` (complex stays complex)."""
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        return jnp.dtype(_COMPLEX_OF[jnp.dtype(low_real).name])
+    return jnp.dtype(low_real)
+
+
+def _cast_arrays(tree: PyTree, low_real) -> PyTree:
+    return jtu.tree_map(lambda x: x.astype(_low_of(x.dtype, low_real)) if eqx.is_inexact_array(x) else x, tree)
+
+
+def _cast_structure(structure: PyTree[jax.ShapeDtypeStruct], low_real) -> PyTree[jax.ShapeDtypeStruct]:
+    return jtu.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, _low_of(s.dtype, low_real)), structure)
+
+
+def _rebuild_structured(operator, low_real):
+    """Operators that store their structure as static data rather than deriving it from arrays are
+    rebuilt with a cast structure; every other operator (and every composite) passes through."""
+    if isinstance(operator, lx.PyTreeLinearOperator):
+        return lx.PyTreeLinearOperator(
+            _cast_arrays(operator.pytree, low_real), _cast_structure(operator.out_structure(), low_real), operator.tags
         )
+    if isinstance(operator, lx.IdentityLinearOperator):
+        return lx.IdentityLinearOperator(
+            _cast_structure(operator.in_structure(), low_real), _cast_structure(operator.out_structure(), low_real)
+        )
+    return operator
+
+
+def _cast_operator(operator: lx.AbstractLinearOperator, low_real) -> lx.AbstractLinearOperator:
+    """`operator` with its arrays in the low precision, or one `ValueError` for every operator
+    that cannot be cast this way.
+
+    An operator can be cast when its arrays determine both its structure and its mat-vec: lineax's
+    matrix, diagonal, tridiagonal, pytree and identity operators, jaxpde's stencil and sparse
+    operators, and sums, products, compositions, negations and tagged versions of these. A
+    function or Jacobian operator closes over a function traced in its own precision, which no
+    cast reaches. The cast is verified, not assumed: both structures must come out in the low
+    precision, and the mat-vec must trace on a low-precision input to the low-precision output.
+    """
+    is_structured = lambda x: isinstance(x, (lx.PyTreeLinearOperator, lx.IdentityLinearOperator))  # noqa: E731
+    expected_in = _cast_structure(operator.in_structure(), low_real)
+    expected_out = _cast_structure(operator.out_structure(), low_real)
+    reason = None
+    try:
+        cast = jtu.tree_map(lambda x: _rebuild_structured(x, low_real), operator, is_leaf=is_structured)
+        cast = _cast_arrays(cast, low_real)
+        if eqx.tree_equal(cast.in_structure(), expected_in) is not True:
+            reason = f"its in_structure stays {cast.in_structure()}"
+        elif eqx.tree_equal(cast.out_structure(), expected_out) is not True:
+            reason = f"its out_structure stays {cast.out_structure()}"
+        elif eqx.tree_equal(jax.eval_shape(cast.mv, expected_in), expected_out) is not True:
+            reason = f"its mat-vec returns {jax.eval_shape(cast.mv, expected_in)}"
+    except Exception as error:  # noqa: BLE001 — any failure to cast is the same refusal, chained below
+        reason = f"casting it fails ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+        cause = error
+    else:
+        cause = None
+    if reason is not None:
+        raise ValueError(
+            f"MixedPrecisionRefinement: cannot cast the operator ({type(operator).__name__}) to "
+            f"{jnp.dtype(low_real).name}: {reason}. Castable operators are those whose arrays determine their "
+            "structure and mat-vec (lineax Matrix, Diagonal, Tridiagonal, PyTree and Identity operators, jaxpde's "
+            "stencil and sparse operators, and sums, products and compositions of them); a Function or Jacobian "
+            "operator closes over a function traced in its own precision. Materialise a small one "
+            "(lineax.materialise), or pass the low-precision operator to the inner solver yourself."
+        ) from cause
     return cast
 
 
@@ -368,17 +535,28 @@ class MixedPrecisionRefinement(lx.AbstractLinearSolver):
     solve, where the time goes, run in the low precision; only one high-precision mat-vec per
     sweep is needed. Requires ``jax_enable_x64`` for a float64 operator.
 
+    Complex systems refine in the complex partner of `low_dtype` (complex128 → complex64). The
+    operator must be castable — its arrays determine its structure and mat-vec (see
+    `_cast_operator`); a function or Jacobian operator is refused with a `ValueError` that says
+    so, as is any operator whose cast does not come out in the low precision.
+
     If a sweep does not reduce the residual by 10%, the solve stops with
-    `lineax.RESULTS.stagnation`. `stats`: ``num_refinements``, ``num_steps`` (inner iterations
-    summed, when the inner solver reports them), ``residual_norm``, ``rhs_norm``.
+    `lineax.RESULTS.stagnation` — or, for ``rtol = atol = 0`` ("to working precision", as in
+    `ConjugateGradient`), with success. It returns within ``max_refinements`` sweeps on any
+    input; a non-finite ``b`` or ``y0`` gives `lineax.RESULTS.nonfinite_input`, a non-finite
+    residual later `lineax.RESULTS.breakdown`; norms are computed scaled (no overflow).
+    ``rtol = atol = 0`` with a sweep cap that comes first reports
+    `lineax.RESULTS.max_steps_reached` (lineax's solvers would call a capped run with zero
+    tolerances a success). `stats`: ``num_refinements``, ``num_steps`` (inner iterations summed,
+    when the inner solver reports them), ``residual_norm``, ``rhs_norm``.
 
     **Arguments:**
 
-    - `rtol`, `atol`: the outer, norm-based tolerances.
+    - `rtol`, `atol`: the outer, norm-based tolerances (finite, ``≥ 0``).
     - `inner`: the low-precision solver (default ``ConjugateGradient(rtol=1e-2)``); any lineax
       solver whose ``compute`` returns a usable approximate solution.
-    - `low_dtype`: the inner precision (default float32).
-    - `max_refinements`: cap on the number of sweeps.
+    - `low_dtype`: the inner precision, a real floating dtype (default float32).
+    - `max_refinements`: cap on the number of sweeps, a positive integer.
     """
 
     rtol: float
@@ -386,6 +564,23 @@ class MixedPrecisionRefinement(lx.AbstractLinearSolver):
     inner: lx.AbstractLinearSolver = ConjugateGradient(rtol=1e-2)
     low_dtype: Any = eqx.field(static=True, default=jnp.float32)
     max_refinements: int = 20
+
+    def __check_init__(self):
+        owner = "MixedPrecisionRefinement"
+        _check_tolerance(self.rtol, "rtol", owner)
+        _check_tolerance(self.atol, "atol", owner)
+        _check_count(self.max_refinements, "max_refinements", owner)
+        if not isinstance(self.inner, lx.AbstractLinearSolver):
+            raise TypeError(f"{owner}: `inner` must be a lineax.AbstractLinearSolver, got {type(self.inner).__name__}.")
+        try:
+            low = jnp.dtype(self.low_dtype)
+        except TypeError:
+            low = None
+        if low is None or low.name not in _COMPLEX_OF:
+            raise ValueError(
+                f"{owner}: `low_dtype` must be a real floating dtype (float16, bfloat16, float32, float64), got "
+                f"{self.low_dtype!r}."
+            )
 
     def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]):
         low = _cast_operator(operator, self.low_dtype)
@@ -396,33 +591,44 @@ class MixedPrecisionRefinement(lx.AbstractLinearSolver):
         # Options (e.g. a preconditioner) go to the inner solver, in its precision; `y0` is the
         # outer initial guess.
         inner_options = _cast_arrays({k: v for k, v in options.items() if k != "y0"}, self.low_dtype)
-        rhs_norm = _norm(vector)
+        to_working_precision = self.rtol == 0 and self.atol == 0
+        rhs_norm = _safe_norm(vector)
         tol = jnp.maximum(self.atol, self.rtol * rhs_norm)
-        high = jtu.tree_leaves(vector)[0].dtype
 
         def cond(carry):
             return carry[-1] == _RUNNING
 
         def body(carry):
             y, r, r_norm, sweeps, steps, _ = carry
-            scaled = jtu.tree_map(lambda x: (x / r_norm).astype(self.low_dtype), r)
+            # r/‖r‖ has entries ≤ 1, so the cast to the low precision cannot overflow.
+            scaled = jtu.tree_map(lambda x: (x / r_norm.astype(x.dtype)).astype(_low_of(x.dtype, self.low_dtype)), r)
             d, _, stats = self.inner.compute(inner_state, scaled, inner_options)
-            y = jtu.tree_map(lambda a, b: a + r_norm * b.astype(high), y, d)
+            y = jtu.tree_map(lambda a, b: a + r_norm.astype(a.dtype) * b.astype(a.dtype), y, d)
             r = _sub(vector, operator.mv(y))
-            new_norm = _norm(r)
-            steps = steps + stats.get("num_steps", 0)
+            new_norm = _safe_norm(r)
+            steps = steps + jnp.asarray(stats.get("num_steps", 0)).astype(steps.dtype)
             status = jnp.select(
-                [~jnp.isfinite(new_norm), new_norm <= tol, new_norm > 0.9 * r_norm, sweeps + 1 >= self.max_refinements],
-                [_BREAKDOWN, _CONVERGED, _STAGNATION, _MAX_STEPS],
+                [
+                    ~jnp.isfinite(new_norm),
+                    new_norm <= tol,
+                    new_norm > 0.9 * r_norm,
+                    sweeps + 1 >= self.max_refinements,
+                ],
+                [_BREAKDOWN, _CONVERGED, _CONVERGED if to_working_precision else _STAGNATION, _MAX_STEPS],
                 _RUNNING,
             )
             return y, r, new_norm, sweeps + 1, steps, status
 
         y0 = options.get("y0", jtu.tree_map(jnp.zeros_like, vector))
         r0 = _sub(vector, operator.mv(y0))
-        r0_norm = _norm(r0)
-        status0 = jnp.where(r0_norm <= tol, _CONVERGED, _RUNNING)
-        carry = (y0, r0, r0_norm, jnp.asarray(0), jnp.asarray(0), status0)
+        r0_norm = _safe_norm(r0)
+        status0 = jnp.select(
+            [~(_all_finite(vector) & _all_finite(y0)), ~jnp.isfinite(r0_norm), r0_norm <= tol],
+            [_NONFINITE, _BREAKDOWN, _CONVERGED],
+            _RUNNING,
+        )
+        zero = jnp.asarray(0)
+        carry = (y0, r0, r0_norm, zero, zero, status0)
         y, _, r_norm, sweeps, steps, status = jax.lax.while_loop(cond, body, carry)
         stats = {"num_refinements": sweeps, "num_steps": steps, "residual_norm": r_norm, "rhs_norm": rhs_norm}
         return y, _to_results(status), stats
