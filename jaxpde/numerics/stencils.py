@@ -98,18 +98,26 @@ def _as_field(value: ArrayLike, grid: Grid, name: str, owner: str, dtype=None) -
 
 def _check_positive(field: Float[Array, "..."], name: str, owner: str) -> Float[Array, "..."]:
     """ValueError for a concrete field with a value that is not positive and finite; under jit an
-    `equinox.error_if` runtime check instead."""
-    message = (
-        f"{owner}: `{name}` must be positive and finite everywhere for a symmetric positive "
-        "definite operator"
+    `equinox.branched_error_if` runtime check that says which kind of bad value it met.
+
+    Under `equinox.filter_jit` that check raises an `equinox.EquinoxRuntimeError` with the
+    message; under a plain `jax.jit` JAX wraps the same message in a `jax.errors.JaxRuntimeError`
+    (``INTERNAL: CpuCallback error …``), where it is the last line of the embedded traceback."""
+    expected = (
+        f"{owner}: `{name}` must be positive and finite everywhere (a symmetric positive definite operator "
+        "needs it > 0)"
     )
     if _is_concrete(field):
         values = np.asarray(field)
         bad = ~(np.isfinite(values) & (values > 0))
         if bad.any():
-            raise ValueError(f"{message}; {int(bad.sum())} of {values.size} values are not (e.g. {values[bad][0]!r}).")
+            raise ValueError(f"{expected}; {int(bad.sum())} of {values.size} values are not (e.g. {values[bad][0]!r}).")
         return field
-    return eqx.error_if(field, ~jnp.all(jnp.isfinite(field) & (field > 0)), message + ".")
+    kinds = ("a NaN or infinite value", "a negative value", "a zero value")
+    conditions = [~jnp.all(jnp.isfinite(field)), jnp.any(field < 0), jnp.any(field == 0)]
+    index = jnp.select(conditions, [0, 1, 2], 0)
+    messages = tuple(f"{expected}, got {kind} (checked at run time, under jit)." for kind in kinds)
+    return eqx.branched_error_if(field, conditions[0] | conditions[1] | conditions[2], index, messages)
 
 
 def _harmonic_mean(a, b):
@@ -222,7 +230,10 @@ class DiffusionOperator(lx.AbstractLinearOperator):
     - `grid`: a `jaxpde.Grid` (``"dirichlet"`` or ``"periodic"``).
     - `coefficient`: ``a``, a positive scalar or a positive field of shape ``grid.shape``
       (default ``1``: the negative Laplacian). Checked to be positive and finite: a
-      `ValueError` for concrete values, an `equinox.error_if` runtime error under jit.
+      `ValueError` for concrete values; under jit a runtime error whose message names the
+      argument and the kind of bad value (NaN/Inf, negative, zero) — an
+      `equinox.EquinoxRuntimeError` under `equinox.filter_jit`, the same text inside a
+      `jax.errors.JaxRuntimeError` under plain `jax.jit`.
     - `shift`: ``σ ≥ 0``, a Python float (it decides the tags, which are static).
     - `dtype`: floating dtype of the operator; defaults to the coefficient's (or JAX's default
       float for a Python scalar).
@@ -326,8 +337,14 @@ class HelmholtzOperator(lx.AbstractLinearOperator):
                 f"{owner}: `wavenumber` has shape {k.shape}, expected a scalar or {grid.shape} to match "
                 f"the grid ({grid.boundary}, shape {grid.shape})."
             )
-        if _is_concrete(k) and not np.all(np.isfinite(np.asarray(k))):
-            raise ValueError(f"{owner}: `wavenumber` must be finite.")
+        if _is_concrete(k):
+            if not np.all(np.isfinite(np.asarray(k))):
+                raise ValueError(f"{owner}: `wavenumber` must be finite, got {np.asarray(k)!r}.")
+        else:
+            k = eqx.error_if(
+                k, ~jnp.all(jnp.isfinite(k)), f"{owner}: `wavenumber` must be finite, got a NaN or infinite value "
+                "(checked at run time, under jit)."
+            )
         self.laplacian = DiffusionOperator(grid, jnp.ones((), k.dtype))
         self.wavenumber_squared = k * k
         self.tags = frozenset({lx.symmetric_tag})
