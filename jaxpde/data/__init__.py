@@ -8,7 +8,8 @@ bar. Nothing is downloaded.
 The FNO-paper datasets (Li et al., ICLR 2021) — `BurgersConfig`, `DarcyConfig`,
 `NavierStokesConfig` — and trajectory datasets for autoregressive emulators —
 `BurgersTrajectoryConfig`, `KuramotoSivashinskyConfig`. Each module's docstring states the
-paper's setting and what differs.
+paper's setting and what differs. A new time-dependent dataset subclasses `TrajectoryConfig`
+(or `TimeDependentConfig`): its fields, `grid()` and `pde()`.
 
 Example::
 
@@ -29,10 +30,13 @@ from ._kuramoto_sivashinsky import KuramotoSivashinskyConfig
 from ._navier_stokes import NavierStokesConfig
 from ._normalise import GaussianNormalizer, UnitGaussianNormalizer
 from ._resolution import coarse_size, subsample
+from ._trajectory import TimeDependentConfig, TrajectoryConfig
 
 __all__ = [
     "FORMAT_VERSION",
     "DatasetConfig",
+    "TimeDependentConfig",
+    "TrajectoryConfig",
     "Dataset",
     "load_dataset",
     "default_cache_dir",

@@ -46,61 +46,18 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from ..grids import Grid
-from ..numerics.etdrk import rollout
+from ..numerics.time_integration import rollout
 from ..pdes.burgers import Burgers
-from ..random_fields import GaussianRandomField
-from ._config import DatasetConfig
-from ._resolution import coarse_size, subsample
-from ._time_stepping import etdrk_solver, num_steps, trajectory
+from ._trajectory import TimeDependentConfig, TrajectoryConfig, num_steps
 
 __all__ = ["BurgersConfig", "BurgersTrajectoryConfig"]
 
 
-def _periodic_points(resolution: int, factor: int) -> np.ndarray:
-    """``x_j = j/s`` on the stored (subsampled) periodic grid of ``[0, 1)``."""
-    s = coarse_size(resolution, factor)
-    return np.arange(s, dtype=np.float32) / np.float32(s)
+class _BurgersOnUnitInterval:
+    """`grid` and `pde` of both Burgers datasets: `resolution` points on ``[0, 1)``, viscosity ``ν``."""
 
-
-@dataclasses.dataclass(frozen=True)
-class BurgersConfig(DatasetConfig):
-    r"""The FNO Burgers dataset ``u0 ↦ u(·, time)`` (see the module docstring).
-
-    Arrays: ``"u0"`` and ``"u1"``, each ``(n, s)`` with ``s = resolution / subsample``;
-    coordinates ``"x"`` (``j/s``).
-
-    **Fields** (besides `n_train`, `n_test`, `seed`):
-
-    - `resolution`: points of the periodic grid the PDE is solved on.
-    - `subsample`: keep every `subsample`-th point for storage (must divide `resolution`).
-    - `viscosity`: ``ν`` (passed to `jaxpde.pdes.Burgers`, which rejects ``ν <= 0``).
-    - `time`: the final time ``T``; `dt`: the ETDRK step (``T/dt`` must be an integer).
-    - `solver`: ``"ETDRK1"`` … ``"ETDRK4"``.
-    - `sigma`, `tau`, `alpha`: the initial field's ``N(0, σ²(−Δ + τ²I)^{−α})``.
-    """
-
-    resolution: int = 1024
-    subsample: int = 1
-    viscosity: float = 0.1
-    time: float = 1.0
-    dt: float = 5e-4
-    solver: str = "ETDRK4"
-    sigma: float = 25.0
-    tau: float = 5.0
-    alpha: float = 2.0
-
-    name: ClassVar[str] = "burgers"
-    spatial_ndim: ClassVar[int] = 1
-    closed_grid: ClassVar[bool] = False
-    default_chunk_size: ClassVar[int] = 64
-
-    def validate(self) -> None:
-        owner = type(self).__name__
-        coarse_size(self.resolution, self.subsample)
-        self.pde()  # Burgers' own checks (viscosity > 0, grid)
-        self.initial_field()  # the random field's own checks
-        etdrk_solver(self.solver, owner)
-        num_steps(self.time, self.dt, "time", owner)
+    resolution: int
+    viscosity: float
 
     def grid(self) -> Grid:
         return Grid(self.resolution)
@@ -108,21 +65,45 @@ class BurgersConfig(DatasetConfig):
     def pde(self) -> Burgers:
         return Burgers(self.grid(), self.viscosity)
 
-    def initial_field(self) -> GaussianRandomField:
-        return GaussianRandomField(self.grid(), self.sigma, self.tau, self.alpha)
+
+@dataclasses.dataclass(frozen=True)
+class BurgersConfig(_BurgersOnUnitInterval, TimeDependentConfig):
+    r"""The FNO Burgers dataset ``u0 ↦ u(·, time)`` (see the module docstring).
+
+    Arrays: ``"u0"`` and ``"u1"``, each ``(n, s)`` with ``s = resolution / subsample``;
+    coordinates ``"x"`` (``j/s``).
+
+    **Fields** (besides `n_train`, `n_test`, `seed`): those of
+    `jaxpde.data.TimeDependentConfig` (`resolution`, `subsample`, `time`, `dt`, `solver`,
+    `sigma`, `tau`, `alpha`: the initial field's ``N(0, σ²(−Δ + τ²I)^{−α})``) and
+
+    - `viscosity`: ``ν`` (passed to `jaxpde.pdes.Burgers`, which rejects ``ν <= 0``).
+    """
+
+    resolution: int = 1024
+    viscosity: float = 0.1
+    dt: float = 5e-4
+    sigma: float = 25.0
+    tau: float = 5.0
+
+    name: ClassVar[str] = "burgers"
+    spatial_ndim: ClassVar[int] = 1
+    default_chunk_size: ClassVar[int] = 64
+
+    def steps(self) -> dict[str, int]:
+        return {"total": num_steps(self.time, self.dt, "time", type(self).__name__)}
 
     def sample(self, key: PRNGKeyArray) -> dict[str, Array]:
         u0 = self.initial_field().sample(key)
-        steps = num_steps(self.time, self.dt, "time", type(self).__name__)
-        u1 = rollout(self.pde(), u0, self.dt, steps, etdrk_solver(self.solver))
-        return {"u0": subsample(u0, self.subsample), "u1": subsample(u1, self.subsample)}
+        u1 = rollout(self.pde(), u0, self.dt, self.steps()["total"], self.integrator())
+        return {"u0": self.store(u0), "u1": self.store(u1)}
 
     def coordinates(self) -> dict[str, np.ndarray]:
-        return {"x": _periodic_points(self.resolution, self.subsample)}
+        return self.spatial_coordinates()
 
 
 @dataclasses.dataclass(frozen=True)
-class BurgersTrajectoryConfig(DatasetConfig):
+class BurgersTrajectoryConfig(_BurgersOnUnitInterval, TrajectoryConfig):
     r"""Burgers trajectories ``u(·, k Δ)``, ``k = 0, …, time/Δ``, for autoregressive emulators.
 
     Arrays: ``"u"`` of shape ``(n, time/save_interval + 1, s)``; coordinates ``"x"`` (``j/s``)
@@ -130,56 +111,19 @@ class BurgersTrajectoryConfig(DatasetConfig):
     (``subsample = 4``), frames every ``Δ = 0.01`` up to ``T = 1``, ETDRK4 with ``dt = 5e-4``
     (against ``dt = 2.5e-5`` in float64: relative error ``~2e-11`` at ``T = 1``, measured).
 
-    **Fields:** as `BurgersConfig`, with `save_interval` ``Δ`` (a multiple of `dt`) and `time`
-    a multiple of ``Δ``.
+    **Fields:** those of `jaxpde.data.TrajectoryConfig` (as `BurgersConfig`, with
+    `save_interval` ``Δ`` a multiple of `dt`, `time` a multiple of ``Δ``, and a `burn_in`,
+    default none) and `viscosity`.
     """
 
     resolution: int = 1024
     subsample: int = 4
     viscosity: float = 0.01
-    time: float = 1.0
     save_interval: float = 0.01
     dt: float = 5e-4
-    solver: str = "ETDRK4"
     sigma: float = 25.0
     tau: float = 5.0
-    alpha: float = 2.0
 
     name: ClassVar[str] = "burgers_trajectories"
     spatial_ndim: ClassVar[int] = 1
-    closed_grid: ClassVar[bool] = False
     default_chunk_size: ClassVar[int] = 32
-
-    def validate(self) -> None:
-        owner = type(self).__name__
-        coarse_size(self.resolution, self.subsample)
-        self.pde()
-        self.initial_field()
-        etdrk_solver(self.solver, owner)
-        self._steps()
-
-    def _steps(self) -> tuple[int, int]:
-        owner = type(self).__name__
-        per_save = num_steps(self.save_interval, self.dt, "save_interval", owner)
-        saves = num_steps(self.time, self.save_interval, "time", owner)
-        return per_save, saves
-
-    def grid(self) -> Grid:
-        return Grid(self.resolution)
-
-    def pde(self) -> Burgers:
-        return Burgers(self.grid(), self.viscosity)
-
-    def initial_field(self) -> GaussianRandomField:
-        return GaussianRandomField(self.grid(), self.sigma, self.tau, self.alpha)
-
-    def sample(self, key: PRNGKeyArray) -> dict[str, Array]:
-        per_save, saves = self._steps()
-        u0 = self.initial_field().sample(key)
-        frames = trajectory(self.pde(), u0, self.dt, per_save, saves, etdrk_solver(self.solver))
-        return {"u": subsample(frames, self.subsample)}
-
-    def coordinates(self) -> dict[str, np.ndarray]:
-        _, saves = self._steps()
-        t = (np.arange(saves + 1) * self.save_interval).astype(np.float32)
-        return {"x": _periodic_points(self.resolution, self.subsample), "t": t}

@@ -36,82 +36,44 @@ import dataclasses
 import math
 from typing import ClassVar
 
-import numpy as np
-from jaxtyping import Array, PRNGKeyArray
-
 from ..grids import Grid
 from ..pdes.navier_stokes import NavierStokes2D
-from ..random_fields import GaussianRandomField
-from ._config import DatasetConfig
-from ._resolution import coarse_size, subsample
-from ._time_stepping import etdrk_solver, num_steps, trajectory
+from ._trajectory import TrajectoryConfig
 
 __all__ = ["NavierStokesConfig"]
 
 
 @dataclasses.dataclass(frozen=True)
-class NavierStokesConfig(DatasetConfig):
+class NavierStokesConfig(TrajectoryConfig):
     r"""The FNO Navier–Stokes vorticity dataset (see the module docstring).
 
     Arrays: ``"vorticity"`` of shape ``(n, time/save_interval + 1, s, s)``; coordinates ``"x"``,
     ``"y"`` (``j/s``) and ``"t"``.
 
-    **Fields** (besides `n_train`, `n_test`, `seed`):
+    **Fields** (besides `n_train`, `n_test`, `seed`): those of `jaxpde.data.TrajectoryConfig`
+    (`resolution²` periodic solve grid and the stride `subsample` kept; `time`,
+    `save_interval`, `dt`, `burn_in`; `solver`; `sigma`, `tau`, `alpha` of
+    ``ω_0 ~ N(0, σ²(−Δ + τ²I)^{−α})``) and
 
-    - `resolution`, `subsample`: the periodic solve grid (``resolution²``) and the stride kept.
     - `viscosity`: ``ν`` (checked by `NavierStokes2D`); `forcing_amplitude`: ``A`` of the FNO forcing.
-    - `time`, `save_interval`, `dt`: final time, frame spacing, ETDRK step (each a multiple of the next).
-    - `solver`: ``"ETDRK1"`` … ``"ETDRK4"``.
-    - `sigma`, `tau`, `alpha`: ``ω_0 ~ N(0, σ²(−Δ + τ²I)^{−α})``.
     """
 
-    resolution: int = 64
-    subsample: int = 1
     viscosity: float = 1e-3
     forcing_amplitude: float = 0.1
     time: float = 50.0
     save_interval: float = 1.0
     dt: float = 1e-2
-    solver: str = "ETDRK4"
     sigma: float = 7.0**1.5 * math.sqrt(2.0)
     tau: float = 7.0
     alpha: float = 2.5
 
     name: ClassVar[str] = "navier_stokes"
     spatial_ndim: ClassVar[int] = 2
-    closed_grid: ClassVar[bool] = False
     default_chunk_size: ClassVar[int] = 8
-
-    def validate(self) -> None:
-        coarse_size(self.resolution, self.subsample)
-        self.pde()
-        self.initial_field()
-        etdrk_solver(self.solver, type(self).__name__)
-        self._steps()
-
-    def _steps(self) -> tuple[int, int]:
-        owner = type(self).__name__
-        per_save = num_steps(self.save_interval, self.dt, "save_interval", owner)
-        saves = num_steps(self.time, self.save_interval, "time", owner)
-        return per_save, saves
+    frames_name: ClassVar[str] = "vorticity"
 
     def grid(self) -> Grid:
         return Grid((self.resolution, self.resolution))
 
     def pde(self) -> NavierStokes2D:
         return NavierStokes2D(self.grid(), self.viscosity, forcing="fno", forcing_amplitude=self.forcing_amplitude)
-
-    def initial_field(self) -> GaussianRandomField:
-        return GaussianRandomField(self.grid(), self.sigma, self.tau, self.alpha)
-
-    def sample(self, key: PRNGKeyArray) -> dict[str, Array]:
-        per_save, saves = self._steps()
-        w0 = self.initial_field().sample(key)
-        frames = trajectory(self.pde(), w0, self.dt, per_save, saves, etdrk_solver(self.solver))
-        return {"vorticity": subsample(frames, self.subsample, axes=(-2, -1))}
-
-    def coordinates(self) -> dict[str, np.ndarray]:
-        _, saves = self._steps()
-        s = coarse_size(self.resolution, self.subsample)
-        x = (np.arange(s) / s).astype(np.float32)
-        return {"x": x, "y": x.copy(), "t": (np.arange(saves + 1) * self.save_interval).astype(np.float32)}

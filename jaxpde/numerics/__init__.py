@@ -1,7 +1,8 @@
 """Classical differentiable numerics: spectral derivatives, exponential integrators (diffrax
-solvers), stencil and sparse operators (lineax operators) and Krylov solvers (lineax solvers)."""
+solvers) and their drivers (`time_integration`: solve / rollout / trajectory), stencil and sparse
+operators (lineax operators) and Krylov solvers (lineax solvers)."""
 
-from . import etdrk, krylov, sparse, spectral, stencils
+from . import etdrk, krylov, sparse, spectral, stencils, time_integration
 from .etdrk import ETDRK1, ETDRK2, ETDRK3, ETDRK4, AbstractETDRK, SemiLinearTerm
 from .krylov import ConjugateGradient, MixedPrecisionRefinement
 from .sparse import SparseOperator
@@ -13,6 +14,7 @@ __all__ = [
     "sparse",
     "spectral",
     "stencils",
+    "time_integration",
     "AbstractETDRK",
     "ETDRK1",
     "ETDRK2",

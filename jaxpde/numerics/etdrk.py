@@ -31,6 +31,10 @@ the solvers transform to Fourier space internally, so `diffrax.SaveAt`, the defa
 `diffrax.RecursiveCheckpointAdjoint`, `jax.grad` and `jax.vmap` all apply. (diffrax's
 `BacksolveAdjoint` integrates an adjoint system that is not semi-linear and is not supported.)
 
+The drivers that run these solvers — `solve` (any diffrax solver, constant steps) and `rollout`
+(a lean `jax.lax.scan` for bulk data) — live in `jaxpde.numerics.time_integration` and are
+re-exported here.
+
 References:
 
 - S. M. Cox and P. C. Matthews, "Exponential time differencing for stiff systems",
@@ -44,7 +48,7 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar, get_origin
+from typing import Any, ClassVar
 
 import diffrax
 import equinox as eqx
@@ -54,9 +58,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Complex, Float, Inexact, PyTree
 
 from ..grids import Grid
-
-# diffrax wraps the user's terms to handle the direction of time; the wrapper is not public API.
-from diffrax._term import WrapTerm  # noqa: E402
+from ._compat import unwrap_term
 
 __all__ = [
     "SemiLinearTerm",
@@ -242,15 +244,6 @@ def phi_functions(
 # --------------------------------------------------------------------------------------------
 
 
-def _unwrap(terms) -> tuple[SemiLinearTerm, Any]:
-    """The user's `SemiLinearTerm` and the time direction, from inside diffrax's `WrapTerm`."""
-    direction = 1
-    while isinstance(terms, WrapTerm):
-        direction = direction * terms.direction
-        terms = terms.term
-    return terms, direction
-
-
 class AbstractETDRK(diffrax.AbstractSolver):
     r"""Base class of the exponential Runge–Kutta solvers.
 
@@ -309,7 +302,7 @@ class AbstractETDRK(diffrax.AbstractSolver):
 
     def init(self, terms: SemiLinearTerm, t0, t1, y0, args):
         # Nothing is computed yet: NaN never matches a step, so the first step fills the cache.
-        terms, _ = _unwrap(terms)
+        terms, _ = unwrap_term(terms)
         y_hat = jax.eval_shape(terms.to_spectral, y0)
         real_dtype = jnp.finfo(y_hat.dtype).dtype
         symbol = jax.eval_shape(terms.symbol_for, y_hat)
@@ -319,7 +312,7 @@ class AbstractETDRK(diffrax.AbstractSolver):
 
     def step(self, terms: SemiLinearTerm, t0, t1, y0, args, solver_state, made_jump):
         del made_jump
-        terms, direction = _unwrap(terms)
+        terms, direction = unwrap_term(terms)
         cached_dt, cached = solver_state
         real_dtype = cached_dt.dtype
         # diffrax integrates reverse-time problems in negated time; undo that here.
@@ -470,193 +463,12 @@ class ETDRK4(AbstractETDRK):
         return c["exp"] * u_hat + c["f0"] * n0 + c["fab"] * (na + nb) + c["fc"] * nc
 
 
-# --------------------------------------------------------------------------------------------
-# Convenience drivers
-# --------------------------------------------------------------------------------------------
+# `solve` and `rollout` live in `jaxpde.numerics.time_integration` with the other drivers; they
+# stay importable from here (``from jaxpde.numerics.etdrk import solve``), resolved lazily since
+# that module imports this one.
+def __getattr__(name: str):
+    if name in ("solve", "rollout"):
+        from . import time_integration
 
-
-def _semilinear_term(problem) -> SemiLinearTerm:
-    if isinstance(problem, SemiLinearTerm):
-        return problem
-    make = getattr(problem, "semilinear_term", None)
-    if make is None:
-        raise TypeError(
-            "Expected a SemiLinearTerm or a semi-linear PDE (with a `semilinear_term()` method), "
-            f"got {type(problem).__name__}."
-        )
-    return make()
-
-
-def _state_shape(problem, term: SemiLinearTerm | None) -> tuple[int, ...] | None:
-    shape = getattr(problem, "state_shape", None)
-    if shape is not None:
-        return tuple(shape)
-    if term is not None:
-        channels = term.symbol_real.shape[: -term.grid.ndim]
-        return (*channels, *term.grid.shape)
-    return None
-
-
-def _check_state(u0, expected: tuple[int, ...] | None, name: str = "u0") -> None:
-    shape = tuple(np.shape(u0))
-    if expected is not None and shape != expected:
-        raise ValueError(f"`{name}` has shape {shape}, expected {expected} (the PDE's state shape).")
-
-
-def _as_float(u0) -> Array:
-    u0 = jnp.asarray(u0)
-    if jnp.iscomplexobj(u0):
-        raise TypeError("The state must be a real field; got a complex array for `u0`.")
-    if not jnp.issubdtype(u0.dtype, jnp.floating):
-        u0 = u0.astype(jnp.result_type(float))
-    return u0
-
-
-def _concrete_positive(value, name: str, caller: str) -> float:
-    try:
-        value = float(value)
-    except (TypeError, jax.errors.ConcretizationTypeError):
-        raise TypeError(
-            f"{caller}: `{name}` must be a concrete Python number (it fixes the number of steps), "
-            "not a traced value; close over it instead of passing it through jit."
-        ) from None
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{caller}: `{name}` must be positive and finite, got {value!r}.")
-    return value
-
-
-def _default_terms(problem, solver):
-    """The term(s) a given diffrax solver needs from a PDE."""
-    if isinstance(solver, AbstractETDRK):
-        return _semilinear_term(problem)
-    if isinstance(problem, diffrax.AbstractTerm):
-        return problem
-    if get_origin(solver.term_structure) is diffrax.MultiTerm:
-        return problem.imex_terms()
-    return diffrax.ODETerm(problem.rhs)
-
-
-def solve(
-    problem,
-    u0: Float[ArrayLike, "*state"],
-    t1: float,
-    dt: float,
-    solver: diffrax.AbstractSolver | None = None,
-    *,
-    t0: float = 0.0,
-    saveat: diffrax.SaveAt | None = None,
-    args: PyTree = None,
-    adjoint: diffrax.AbstractAdjoint | None = None,
-) -> diffrax.Solution:
-    r"""Integrate a PDE from ``t0`` to ``t1`` with constant steps via `diffrax.diffeqsolve`.
-
-    The interval is cut into ``n = max(1, round((t1 - t0) / dt))`` equal steps of size
-    ``(t1 - t0) / n`` (a `diffrax.StepTo` grid), so there is never a sliver step at the end and
-    the final time is hit exactly. ``dt`` is therefore honoured to within the rounding that makes
-    the steps divide the interval.
-
-    **Arguments:**
-
-    - `problem`: a semi-linear PDE from `jaxpde.pdes` or a `SemiLinearTerm`; with a non-ETDRK
-      solver also any PDE with ``rhs`` (method of lines; IMEX solvers such as `diffrax.KenCarp4`
-      get ``problem.imex_terms()``).
-    - `u0`: initial state, shape ``problem.state_shape``.
-    - `t1`, `dt`: final time and step size (concrete Python numbers, ``dt > 0``, ``t1 > t0``).
-    - `solver`: default `ETDRK4()`; any diffrax solver works on the method-of-lines terms (an
-      implicit one with a fixed step needs its root-finder tolerances set, e.g.
-      ``diffrax.KenCarp4(root_finder=optimistix.Newton(rtol=1e-8, atol=1e-10))``).
-    - `saveat`: default ``SaveAt(t1=True)``.
-    - `args`: passed to the vector fields.
-    - `adjoint`: default `diffrax.RecursiveCheckpointAdjoint()`.
-
-    **Returns:** the `diffrax.Solution` (``sol.ys`` holds the saved states).
-    """
-    solver = ETDRK4() if solver is None else solver
-    dt = _concrete_positive(dt, "dt", "solve")
-    t0 = float(t0)
-    span = _concrete_positive(float(t1) - t0, "t1 - t0", "solve")
-    terms = _default_terms(problem, solver)
-    expected = _state_shape(problem, terms if isinstance(terms, SemiLinearTerm) else None)
-    _check_state(u0, expected)
-    n_steps = max(1, round(span / dt))
-    ts = t0 + span * np.arange(n_steps + 1) / n_steps
-    ts[-1] = float(t1)
-    u0 = _as_float(u0)
-    ts = jnp.asarray(ts, dtype=u0.dtype)
-    return diffrax.diffeqsolve(
-        terms,
-        solver,
-        t0=ts[0],
-        t1=ts[-1],
-        dt0=None,
-        y0=u0,
-        args=args,
-        saveat=diffrax.SaveAt(t1=True) if saveat is None else saveat,
-        stepsize_controller=diffrax.StepTo(ts=ts),
-        adjoint=diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint,
-        max_steps=n_steps,
-    )
-
-
-def rollout(
-    problem,
-    u0: Float[ArrayLike, "*state"],
-    dt: float,
-    num_steps: int,
-    solver: AbstractETDRK | None = None,
-    *,
-    t0: float = 0.0,
-    save_every: int | None = None,
-    args: PyTree = None,
-) -> Float[Array, "..."]:
-    r"""Lean constant-step ETDRK stepping with `jax.lax.scan`, staying in Fourier space.
-
-    The same schemes and coefficients as the diffrax path, without diffrax's loop machinery: the
-    weights are computed once for ``dt`` outside the scan, the state is kept as its rfft between
-    steps (two FFTs fewer per step than a physical-space state), and only saved states are
-    transformed back. Use it for bulk data generation; use `solve` (diffrax) for adjoints, dense
-    output, events and adaptive stepping. Differentiable with `jax.grad` (reverse mode through the
-    scan) and batchable with `jax.vmap`.
-
-    **Arguments:**
-
-    - `problem`: a semi-linear PDE or a `SemiLinearTerm`.
-    - `u0`: initial state, shape ``problem.state_shape``.
-    - `dt`: step size (> 0). `num_steps`: number of steps (>= 1).
-    - `solver`: an ETDRK solver (default `ETDRK4()`).
-    - `save_every`: ``None`` returns the final state only; ``k`` returns the states after every
-      ``k`` steps, shape ``(num_steps // k, *state)`` (``num_steps`` must be a multiple of ``k``).
-    """
-    solver = ETDRK4() if solver is None else solver
-    if not isinstance(solver, AbstractETDRK):
-        raise TypeError(f"rollout: `solver` must be an ETDRK solver, got {type(solver).__name__}.")
-    dt = _concrete_positive(dt, "dt", "rollout")
-    if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
-        raise ValueError(f"rollout: `num_steps` must be a positive integer, got {num_steps!r}.")
-    if save_every is not None:
-        if not isinstance(save_every, (int, np.integer)) or save_every < 1 or num_steps % save_every:
-            raise ValueError(
-                f"rollout: `save_every` must be a positive divisor of num_steps={num_steps}, got {save_every!r}."
-            )
-    term = _semilinear_term(problem)
-    _check_state(u0, _state_shape(problem, term))
-    u0 = _as_float(u0)
-    u_hat = term.to_spectral(u0)
-    real_dtype = jnp.finfo(u_hat.dtype).dtype
-    dt_arr = jnp.asarray(dt, real_dtype)
-    coeffs = solver.coefficients(term.symbol_for(u_hat), dt_arr)
-
-    def one_step(carry, n):
-        t = jnp.asarray(t0, real_dtype) + n.astype(real_dtype) * dt_arr
-        return solver.step_spectral(term, t, dt_arr, carry, coeffs, args), None
-
-    if save_every is None:
-        u_hat, _ = jax.lax.scan(one_step, u_hat, jnp.arange(num_steps))
-        return term.to_physical(u_hat).astype(u0.dtype)
-
-    def chunk(carry, start):
-        carry, _ = jax.lax.scan(one_step, carry, start + jnp.arange(save_every))
-        return carry, term.to_physical(carry).astype(u0.dtype)
-
-    _, saved = jax.lax.scan(chunk, u_hat, save_every * jnp.arange(num_steps // save_every))
-    return saved
+        return getattr(time_integration, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
