@@ -211,3 +211,62 @@ def test_bad_inputs_raise_clear_errors():
         Heat(Grid(8, boundary="dirichlet")).semilinear_term()
     with pytest.raises(ValueError, match="max_order"):
         phi_functions(jnp.zeros(3), 4)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_initial_state_is_refused_eagerly_and_under_jit(bad):
+    # Used to integrate silently into an all-NaN solution.
+    pde = Burgers(Grid(32), viscosity=0.1)
+    u0 = jnp.sin(2 * jnp.pi * jnp.arange(32) / 32).at[5].set(bad)
+    with pytest.raises(ValueError, match=r"solve: `u0` must be finite everywhere.*1 of 32 values"):
+        etdrk.solve(pde, u0, 0.1, 0.01)
+    with pytest.raises(ValueError, match=r"rollout: `u0` must be finite everywhere"):
+        etdrk.rollout(pde, u0, 0.01, 3)
+    # Under jit (and with a diffrax IMEX solver) the same check is an equinox runtime error...
+    with pytest.raises(Exception, match=r"solve: `u0` must be finite everywhere"):
+        jax.block_until_ready(jax.jit(lambda u: etdrk.solve(pde, u, 0.1, 0.01).ys)(u0))
+    with pytest.raises(Exception, match=r"rollout: `u0` must be finite everywhere"):
+        jax.block_until_ready(jax.jit(lambda u: etdrk.rollout(pde, u, 0.01, 3))(u0))
+    # ...while finite states still jit, vmap and differentiate through both drivers.
+    good = jnp.stack([jnp.cos(2 * jnp.pi * jnp.arange(32) / 32)] * 2)
+    solved = jax.jit(jax.vmap(lambda u: etdrk.solve(pde, u, 0.1, 0.01).ys[-1]))(good)
+    rolled = jax.jit(jax.vmap(lambda u: etdrk.rollout(pde, u, 0.01, 10)))(good)
+    np.testing.assert_allclose(solved, rolled, atol=1e-5)
+    grad = jax.grad(lambda u: jnp.sum(etdrk.rollout(pde, u, 0.01, 3) ** 2))(good[0])
+    assert np.all(np.isfinite(grad))
+
+
+def test_time_integration_is_one_module_reexported_by_etdrk():
+    from jaxpde.numerics import time_integration
+
+    assert etdrk.solve is time_integration.solve and etdrk.rollout is time_integration.rollout
+    pde = Burgers(Grid(32), viscosity=0.1)
+    u0 = jnp.sin(2 * jnp.pi * jnp.arange(32) / 32)
+    frames = time_integration.trajectory(pde, u0, 0.01, 2, 3, ETDRK4(), burn_in_steps=4)
+    # Frame k is the state after 4 + 2k steps: compare with diffrax's solve on the same step grid.
+    for k in range(4):
+        expected = etdrk.solve(pde, u0, 0.01 * (4 + 2 * k), 0.01).ys[-1]
+        np.testing.assert_allclose(frames[k], expected, atol=1e-5)
+    with pytest.raises(ValueError, match="burn_in_steps"):
+        time_integration.trajectory(pde, u0, 0.01, 2, 3, ETDRK4(), burn_in_steps=-1)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        etdrk.nope
+
+
+def test_compat_layer_names_the_private_diffrax_class_if_it_disappears(monkeypatch):
+    import importlib
+
+    import diffrax._term
+
+    from jaxpde.numerics import _compat
+
+    monkeypatch.delattr(diffrax._term, "WrapTerm")
+    with pytest.raises(ImportError, match=r"diffrax\._term\.WrapTerm.*pyproject\.toml"):
+        importlib.reload(_compat)
+    monkeypatch.undo()
+    importlib.reload(_compat)
+    term = diffrax.ODETerm(lambda t, y, args: y)
+    wrapped = diffrax._term.WrapTerm(diffrax._term.WrapTerm(term, -1), -1)
+    inner, direction = _compat.unwrap_term(wrapped)
+    assert inner is term and direction == 1
+    assert _compat.unwrap_term(diffrax._term.WrapTerm(term, -1))[1] == -1
