@@ -22,29 +22,26 @@ the Darcy systems, a sampler.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
-import matplotlib
+import numpy as np
+import optax
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-
-from jaxpde import Grid  # noqa: E402
-from jaxpde.data import BurgersConfig, UnitGaussianNormalizer, load_dataset  # noqa: E402
-from jaxpde.numerics import etdrk  # noqa: E402
-from jaxpde.numerics.krylov import ConjugateGradient  # noqa: E402
-from jaxpde.pdes import Burgers, Darcy, cole_hopf_solution  # noqa: E402
-from jaxpde.random_fields import GaussianRandomField, ThresholdedField  # noqa: E402
-from jaxpde.training import ArrayLoader, fit, read_metrics  # noqa: E402
+from jaxpde import Grid
+from jaxpde.data import BurgersConfig, UnitGaussianNormalizer, load_dataset
+from jaxpde.numerics import etdrk
+from jaxpde.numerics.krylov import ConjugateGradient
+from jaxpde.pdes import Burgers, Darcy, cole_hopf_solution
+from jaxpde.random_fields import GaussianRandomField, ThresholdedField
+from jaxpde.training import ArrayLoader, fit, read_metrics
 
 
 @dataclass(frozen=True)
@@ -61,8 +58,31 @@ class Config:
     steps: int = 1500
     batch_size: int = 20
     learning_rate: float = 3e-3
+    checkpoint_every: int = 0  # 0: five checkpoints over the run
     cache_dir: str = ""
     progress: bool = True
+
+    # Where the dataset is cached and how often the run checkpoints do not change its outcome.
+    RUN_INDEPENDENT_KEYS: ClassVar[tuple[str, ...]] = ("cache_dir", "checkpoint_every")
+
+    def __post_init__(self):
+        positive = ("burgers_points", "n_train", "n_test", "resolution", "modes", "width", "steps", "batch_size")
+        for key in positive:
+            value = getattr(self, key)
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"`{key}` must be a positive integer, got {value!r}.")
+        if self.darcy_points < 3:
+            raise ValueError(f"`darcy_points` must be an integer >= 3, got {self.darcy_points!r}.")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"`checkpoint_every` must be >= 0 (0: five checkpoints per run), got {self.checkpoint_every!r}.")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"`learning_rate` must be positive and finite, got {self.learning_rate!r}.")
+        if self.batch_size > self.n_train:
+            raise ValueError(f"`batch_size` ({self.batch_size}) must not exceed `n_train` ({self.n_train}).")
+        if 1024 % self.resolution:
+            raise ValueError(f"`resolution` must divide 1024 (the solve grid), got {self.resolution!r}.")
+        if self.modes > self.resolution // 2 + 1:
+            raise ValueError(f"`modes` must be at most resolution/2 + 1 = {self.resolution // 2 + 1}, got {self.modes!r}.")
 
 
 def full_scale(config: Config) -> Config:
@@ -177,7 +197,7 @@ def train_surrogate(config: Config, out_dir: Path) -> dict:
     schedule = optax.cosine_decay_schedule(config.learning_rate, config.steps)
     result = fit(model, optax.adam(schedule), loss, ArrayLoader((x_train, y_train), config.batch_size, seed=config.seed),
                  steps=config.steps, key=jax.random.key(config.seed), out_dir=out_dir,
-                 checkpoint_every=max(config.steps // 5, 1), log_every=50, progress=config.progress)
+                 checkpoint_every=config.checkpoint_every or max(config.steps // 5, 1), log_every=50, progress=config.progress)
 
     predict = jax.jit(jax.vmap(result.model))
     prediction = np.asarray(u1_norm.decode(predict(u0_norm.encode(data.test["u0"]))))
@@ -195,7 +215,15 @@ def train_surrogate(config: Config, out_dir: Path) -> dict:
     }
 
 
-def plot(results: dict, darcy_fields: dict, out_dir: Path) -> None:
+def plot(results: dict, darcy_fields: dict, out_dir: Path) -> str:
+    """Write ``tour.png`` (with the `plots` extra installed); returns what was done."""
+    try:
+        import matplotlib
+    except ImportError:
+        return "skipped: matplotlib is not installed (pip install 'jaxpde[plots]')"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(results["_x"], results["_test_u1"], label="ETDRK4 solution u(·,1)")
     axes[0].plot(results["_x"], results["_prediction"], "--", label="learned surrogate")
@@ -212,6 +240,7 @@ def plot(results: dict, darcy_fields: dict, out_dir: Path) -> None:
     fig.tight_layout()
     fig.savefig(out_dir / "tour.png", dpi=110)
     plt.close(fig)
+    return "tour.png"
 
 
 def run(config: Config, out_dir: Path) -> dict:
@@ -221,7 +250,7 @@ def run(config: Config, out_dir: Path) -> dict:
     darcy_figures, darcy_fields = darcy_conjugate_gradients(config.darcy_points, config.seed)
     results.update(darcy_figures)
     results.update(train_surrogate(config, out_dir))
-    plot(results, darcy_fields, out_dir)
+    results["plot"] = plot(results, darcy_fields, out_dir)
     results = {k: v for k, v in results.items() if not k.startswith("_")}
     results["table"] = [
         ("what", "figure", "ground truth / baseline"),

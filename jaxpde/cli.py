@@ -4,22 +4,32 @@
     jaxpde run [NAME] [--set key=value ...] [--out DIR] [--record]
     jaxpde resume DIR                             continue an interrupted run in DIR
 
-An experiment is a module ``experiments/NAME.py`` with a frozen dataclass ``Config`` (every
-field with a default; ``--set`` overrides them, parsed by the field's type) and a function
-``run(config, out_dir) -> dict`` that trains with `jaxpde.training.fit` (checkpoints in
-``out_dir``), writes its plots there and returns its results. The CLI writes
-``config.json`` before the run and ``results.json`` after it; ``resume`` re-reads
-``config.json`` and calls ``run`` again on the same folder, which picks up from the newest
-checkpoint. With no NAME, ``run`` runs the tour (`DEFAULT_EXPERIMENT`).
+An experiment is a module of the installed package ``jaxpde_experiments`` (the source
+folder ``experiments/``; ``$JAXPDE_EXPERIMENTS`` points at another folder) that follows
+`jaxpde.experiment.Experiment`: a frozen dataclass ``Config`` (every field with a default;
+``--set`` overrides them, parsed by the field's type, validated by its ``__post_init__``) and
+``run(config, out_dir) -> dict``, which trains with `jaxpde.training.fit` (checkpoints in
+``out_dir``), writes its plots there and returns its results. ``list`` reads each module's
+docstring without importing it. The CLI writes ``config.json`` before the run and
+``results.json`` after it; ``resume`` re-reads ``config.json`` and calls ``run`` again on the
+same folder, which picks up from the newest checkpoint. With no NAME, ``run`` runs the tour
+(`DEFAULT_EXPERIMENT`).
 
-Mistakes on the command line (an unknown experiment or key, a value of the wrong type) exit
-with status 2 and a message that lists the valid choices.
+A run folder has one writer at a time (a lock), and holds one run: ``run --out DIR`` on a
+folder that holds a run with a different config is refused, naming the keys that differ —
+except a larger ``steps``, which extends the run.
+
+Mistakes on the command line — an unknown experiment or key, a value of the wrong type or
+out of range, an unwritable ``--out``, a folder held by another process or holding another
+run — exit with status 2 and a message that says what was expected, before any work is done.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
+import importlib
 import importlib.util
 import json
 import os
@@ -29,8 +39,11 @@ import types
 import typing
 from pathlib import Path
 
+from .experiment import EXTENDABLE_KEY, RUN_INDEPENDENT_KEYS
+
 DEFAULT_EXPERIMENT = "tour"
 USAGE_ERROR = 2
+_PACKAGE = "jaxpde_experiments"
 
 
 class UsageError(Exception):
@@ -38,14 +51,20 @@ class UsageError(Exception):
 
 
 def experiments_dir() -> Path:
-    """``$JAXPDE_EXPERIMENTS`` if set, else the ``experiments/`` folder of the source checkout."""
+    """``$JAXPDE_EXPERIMENTS`` if set, else the folder of the installed ``jaxpde_experiments``."""
     override = os.environ.get("JAXPDE_EXPERIMENTS")
-    path = Path(override) if override else Path(__file__).resolve().parent.parent / "experiments"
+    if override:
+        path = Path(override)
+    else:
+        spec = importlib.util.find_spec(_PACKAGE)
+        if spec is None or not spec.submodule_search_locations:
+            raise UsageError(
+                f"the experiments package `{_PACKAGE}` is not installed; reinstall jaxpde (`pip install .`) "
+                "or point $JAXPDE_EXPERIMENTS at a folder of experiment modules."
+            )
+        path = Path(next(iter(spec.submodule_search_locations)))
     if not path.is_dir():
-        raise UsageError(
-            f"no experiments folder at {path}. Experiments ship with the source checkout: install with "
-            "`pip install -e .` from a clone, or point $JAXPDE_EXPERIMENTS at the folder."
-        )
+        raise UsageError(f"no experiments folder at {path} (from $JAXPDE_EXPERIMENTS).")
     return path
 
 
@@ -54,27 +73,33 @@ def available() -> dict[str, Path]:
     return {p.stem: p for p in sorted(experiments_dir().glob("*.py")) if not p.stem.startswith("_")}
 
 
+def describe(path: Path) -> str:
+    """The first line of the experiment's docstring, read without importing the module."""
+    docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+    return docstring.strip().splitlines()[0] if docstring else ""
+
+
 def load(name: str) -> types.ModuleType:
-    """Import experiment `name` (under the private package name ``jaxpde_experiments``)."""
+    """Import experiment `name` and check it has the `jaxpde.experiment.Experiment` names."""
     experiments = available()
     if name not in experiments:
         raise UsageError(f"unknown experiment {name!r}; choose one of: {', '.join(experiments)}.")
-    module_name = f"jaxpde_experiments.{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, experiments[name])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    if os.environ.get("JAXPDE_EXPERIMENTS"):
+        # A folder outside the package: load by path under a private name of its own, so it can
+        # neither shadow nor be shadowed by the installed experiments.
+        module_name = f"jaxpde_user_experiments.{name}"
+        module = sys.modules.get(module_name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(module_name, experiments[name])
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(f"{_PACKAGE}.{name}")
     for attribute in ("Config", "run"):
         if not hasattr(module, attribute):
             raise UsageError(f"experiment {name!r} ({experiments[name]}) defines no `{attribute}`.")
     return module
-
-
-def describe(module: types.ModuleType) -> str:
-    """The first line of the experiment's docstring."""
-    return (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
 
 
 def make_config(config_cls, overrides: list[str] | dict):
@@ -91,7 +116,10 @@ def make_config(config_cls, overrides: list[str] | dict):
             values[key] = _parse(raw, hints[key], key)
         else:  # from config.json: JSON has lists where the config has tuples
             values[key] = tuple(raw) if isinstance(raw, list) else raw
-    return config_cls(**values)
+    try:
+        return config_cls(**values)
+    except (TypeError, ValueError) as error:  # the Config's own validation (__post_init__)
+        raise UsageError(f"invalid config: {error}") from None
 
 
 def _split(item: str) -> tuple[str, str]:
@@ -133,17 +161,33 @@ def _type_name(annotation) -> str:
 def run_experiment(name: str, config, out_dir: Path, record: bool = False) -> dict:
     """Run experiment `name` with `config` in `out_dir`, writing config.json and results.json.
 
+    The folder is held with `jaxpde.training.run_lock` for the whole run (one writer per run
+    folder). A folder that already holds a run is continued only if it is the same run
+    (`check_same_run`), or the same run with more steps.
+
     With `record`, the results (with the config and the machine) are also written to
-    ``experiments/results/NAME.json``, from which the README's results table is built.
+    ``experiments/results/NAME.json`` of the source checkout, from which the README's results
+    table is built.
     """
+    from .training import RunLockedError, RunMismatchError, run_lock
+
     module = load(name)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out_dir)
+    results_dir = experiments_dir() / "results"
+    if record and not os.access(experiments_dir(), os.W_OK):
+        raise UsageError(f"--record writes {results_dir}, which is not writable: record from a source checkout.")
     run_record = {"experiment": name, "config": dataclasses.asdict(config)}
-    (out_dir / "config.json").write_text(json.dumps(run_record, indent=2) + "\n")
-    started = time.perf_counter()
-    results = module.run(config, out_dir)
-    results = {**results, "wall_s": time.perf_counter() - started}
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=_jsonable) + "\n")
+    try:
+        with run_lock(out_dir):
+            check_same_run(out_dir, run_record, module.Config)
+            (out_dir / "config.json").write_text(json.dumps(run_record, indent=2) + "\n")
+            started = time.perf_counter()
+            results = module.run(config, out_dir)
+            results = {k: v for k, v in results.items() if not k.startswith("_")}
+            results = {**results, "wall_s": time.perf_counter() - started}
+            (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=_jsonable) + "\n")
+    except (RunLockedError, RunMismatchError) as error:
+        raise UsageError(str(error)) from None
     if record:
         recorded = {
             "experiment": name,
@@ -154,11 +198,66 @@ def run_experiment(name: str, config, out_dir: Path, record: bool = False) -> di
         }
         if "summary" in results:
             recorded["summary"] = [*results["summary"], [f"{name}: whole run", f"{results['wall_s']:.0f} s", "—"]]
-        path = experiments_dir() / "results" / f"{name}.json"
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(json.dumps(recorded, indent=2, default=_jsonable) + "\n")
+        results_dir.mkdir(exist_ok=True)
+        (results_dir / f"{name}.json").write_text(json.dumps(recorded, indent=2, default=_jsonable) + "\n")
     _print_results(name, results, out_dir)
     return results
+
+
+def prepare_out_dir(out_dir: Path) -> None:
+    """Create `out_dir` and check that files can be written there, before any work is done."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"--out {out_dir} is not a writable folder: {error.strerror or error}.") from None
+
+
+def check_same_run(out_dir: Path, run_record: dict, config_cls) -> None:
+    """Refuse to reuse `out_dir` for a different run than the one its ``config.json`` records.
+
+    Keys in ``RUN_INDEPENDENT_KEYS`` (the experiment's and `jaxpde.experiment`'s) may differ;
+    ``steps`` may grow, which extends the run (and is said); any other difference is refused
+    with the keys that differ, so the folder's record always describes the run that its
+    checkpoints hold.
+    """
+    path = out_dir / "config.json"
+    if not path.exists():
+        return
+    old = json.loads(path.read_text())
+    if old.get("experiment") != run_record["experiment"]:
+        raise UsageError(
+            f"{out_dir} holds a run of experiment {old.get('experiment')!r}, not {run_record['experiment']!r}; "
+            "choose another --out."
+        )
+    ignored = {*RUN_INDEPENDENT_KEYS, *getattr(config_cls, "RUN_INDEPENDENT_KEYS", ())}
+    before, after = old.get("config", {}), run_record["config"]
+    differences = {
+        key: (before.get(key), _as_json(after.get(key)))
+        for key in sorted(set(before) | set(after))
+        if key not in ignored and before.get(key) != _as_json(after.get(key))
+    }
+    steps = differences.pop(EXTENDABLE_KEY, None)
+    if differences or (steps is not None and not _is_extension(*steps)):
+        if steps is not None:
+            differences[EXTENDABLE_KEY] = steps
+        shown = ", ".join(f"{key}: {a!r} -> {b!r}" for key, a, b in ((k, *v) for k, v in differences.items()))
+        raise UsageError(
+            f"{out_dir} holds a different run ({shown}). Only `{EXTENDABLE_KEY}` may change, and only upwards "
+            "(extending the run); choose another --out for a new run."
+        )
+    if steps is not None:
+        print(f"jaxpde: extending the run in {out_dir} from {EXTENDABLE_KEY}={steps[0]} to {steps[1]}.", file=sys.stderr)
+
+
+def _as_json(value):
+    return json.loads(json.dumps(value))
+
+
+def _is_extension(old, new) -> bool:
+    return isinstance(old, int) and isinstance(new, int) and new > old
 
 
 def _machine() -> dict:
@@ -209,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "list":
-            for name in available():
-                print(f"{name:28s} {describe(load(name))}")
+            for name, path in available().items():
+                print(f"{name:28s} {describe(path)}")
             return 0
         if args.command == "run":
             module = load(args.name)

@@ -16,7 +16,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_readme_main_job_command():
-    assert "```bash\npip install -e . && jaxpde run\n```" in README
+    assert "```bash\npip install -e \".[plots]\" && jaxpde run\n```" in README
 
 
 def test_results_table_is_current():

@@ -20,6 +20,12 @@ class Config:
     optimiser: Literal["adam", "sgd"] = "adam"
     verbose: bool = False
 
+    def __post_init__(self):
+        if self.steps <= 0:
+            raise ValueError(f"`steps` must be a positive integer, got {self.steps!r}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
+
 
 def run(config: Config, out_dir: Path) -> dict:
     model = eqx.nn.Linear(1, 1, key=jax.random.key(config.seed))
