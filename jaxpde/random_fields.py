@@ -1,4 +1,19 @@
-r"""Gaussian random fields ``N(0, σ²(−Δ + τ²I)^{−α})`` and thresholded (two-phase) coefficients.
+r"""Random fields: Gaussian ``N(0, σ²(−Δ + τ²I)^{−α})`` (Fourier, sine, cosine), thresholded, lognormal.
+
+**The samplers.** Every sampler is an `AbstractRandomField`: an equinox module with a `shape`
+and ``sample(key)``, one field per key (same key, same field; `jax.vmap` over keys for a batch).
+The Gaussian ones (`AbstractGaussianField`) also give their exact `pointwise_variance`, from
+which the derived fields' moments follow in closed form:
+
+- `GaussianRandomField` — periodic (Fourier) or Dirichlet (sine) grids, below;
+- `NeumannGaussianField` — the cosine (Neumann-Laplacian) series on a node grid that includes
+  the boundary, the basis of the FNO-paper Darcy generator;
+- `ThresholdedField` — two-phase coefficients ``a = high·1[g ≥ t] + low·1[g < t]``;
+- `LognormalField` — ``a = exp(γ g)``, positive and smooth, with
+  ``E a(x) = exp(γ² Var g(x) / 2)``.
+
+A new sampler subclasses `AbstractRandomField` (or `AbstractGaussianField`) and provides
+`shape` and `sample`.
 
 **The field.** Let ``φ_k`` be the ``L²``-orthonormal eigenfunctions of ``−Δ`` on the box ``D``
 with the grid's boundary condition, ``−Δφ_k = |k|² φ_k``. The covariance operator
@@ -56,8 +71,9 @@ ch. 6–7 (spectral sampling of random fields); Lindgren, Rue & Lindström (2011
 ``(τ² − Δ)^{α}`` (Matérn/SPDE) family.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: `AbstractRandomField` declares an
+# `eqx.AbstractVar`, which equinox only recognises as a real annotation, not a string.
+import abc
 import math
 
 import equinox as eqx
@@ -69,7 +85,15 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 from .grids import Grid
 from .numerics.spectral import sine_transform
 
-__all__ = ["GaussianRandomField", "ThresholdedField", "thresholded"]
+__all__ = [
+    "AbstractRandomField",
+    "AbstractGaussianField",
+    "GaussianRandomField",
+    "NeumannGaussianField",
+    "ThresholdedField",
+    "LognormalField",
+    "thresholded",
+]
 
 
 def _parameter(value, name: str, owner: str, *, allow_zero: bool) -> Array:
@@ -94,7 +118,29 @@ def _parameter(value, name: str, owner: str, *, allow_zero: bool) -> Array:
     return value
 
 
-class GaussianRandomField(eqx.Module):
+class AbstractRandomField(eqx.Module):
+    """Base class of the field samplers: a `shape` and ``sample(key) -> field of that shape``.
+
+    ``sample`` must be a pure function of the key (it is vmapped and jit-compiled by the
+    dataset generators). Batches are ``jax.vmap(field.sample)(jax.random.split(key, n))``.
+    """
+
+    shape: eqx.AbstractVar[tuple[int, ...]]
+
+    @abc.abstractmethod
+    def sample(self, key: PRNGKeyArray) -> Float[Array, "*shape"]:
+        """One field of shape `shape`; same key, same field."""
+
+
+class AbstractGaussianField(AbstractRandomField):
+    """A centred Gaussian field that knows its exact pointwise variance ``Var g(x_j)``."""
+
+    @abc.abstractmethod
+    def pointwise_variance(self) -> Float[Array, "*shape"]:
+        """``Var g(x_j)`` at every point of `shape`, exactly (for the truncated series sampled)."""
+
+
+class GaussianRandomField(AbstractGaussianField):
     r"""Sampler of the Gaussian random field ``N(0, σ²(−Δ + τ²I)^{−α})`` on a `Grid`.
 
     See the module docstring for the maths, the boundary handling and the FNO-paper values.
@@ -131,6 +177,10 @@ class GaussianRandomField(eqx.Module):
         self.sigma = _parameter(sigma, "sigma", "GaussianRandomField", allow_zero=False)
         self.tau = _parameter(tau, "tau", "GaussianRandomField", allow_zero=True)
         self.alpha = _parameter(alpha, "alpha", "GaussianRandomField", allow_zero=False)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.grid.shape
 
     @property
     def dtype(self):
@@ -222,7 +272,106 @@ def thresholded(
     return jnp.where(field >= threshold, jnp.asarray(high, field.dtype), jnp.asarray(low, field.dtype))
 
 
-class ThresholdedField(eqx.Module):
+class NeumannGaussianField(AbstractGaussianField):
+    r"""``N(0, σ²(−Δ_N + τ²I)^{−α})`` by its cosine series, on a node grid that includes the boundary.
+
+    ``−Δ_N`` is the Laplacian of the box ``∏_i [0, L_i]`` with Neumann boundary conditions:
+    orthonormal eigenfunctions ``φ_m(x) = ∏_i c_{m_i} \cos(π m_i x_i / L_i) / \sqrt{L_i}``
+    (``c_0 = 1``, ``c_m = √2``), eigenvalues ``Σ_i (π m_i / L_i)²``. The Karhunen–Loève series
+
+    $$g(x) = \sum_{m \ne 0} \sqrt{λ_m}\, ξ_m φ_m(x), \qquad λ_m = σ^2\Big(\sum_i (π m_i/L_i)^2 + τ^2\Big)^{-α},$$
+
+    truncated to ``m_i < n_i`` with the constant mode dropped (a mean-zero field, as in the
+    FNO-paper Darcy generator, whose basis this is), is evaluated at the nodes
+    ``x_j = j L_i/(n_i - 1)``, ``j = 0, …, n_i - 1`` — boundary nodes included, where the field
+    is as random as inside (unlike the sine series of `GaussianRandomField` on a Dirichlet grid,
+    which vanishes there). Cost: one dense ``n_i × n_i`` product per axis (highest precision,
+    so that TPUs do not round the series to bfloat16).
+
+    Then ``Var g(x_j) = Σ_m λ_m φ_m(x_j)²`` exactly (`pointwise_variance`), and
+    ``E[g(x)g(y)] = Σ_m λ_m φ_m(x) φ_m(y)``.
+
+    **Arguments:**
+
+    - `shape`: nodes per axis, boundary included (each ``>= 2``); 1 to 3 axes.
+    - `sigma`, `tau`, `alpha`: as in `GaussianRandomField` (``σ > 0``, ``τ >= 0``, ``α > 0``).
+    - `lengths`: side lengths ``L_i`` of the box (default ``1``).
+    """
+
+    node_shape: tuple[int, ...] = eqx.field(static=True)
+    lengths: tuple[float, ...] = eqx.field(static=True)
+    sigma: Float[Array, ""]
+    tau: Float[Array, ""]
+    alpha: Float[Array, ""]
+
+    def __init__(
+        self,
+        shape: int | tuple[int, ...],
+        sigma: Real[ArrayLike, ""],
+        tau: Real[ArrayLike, ""],
+        alpha: Real[ArrayLike, ""],
+        lengths: float | tuple[float, ...] = 1.0,
+    ):
+        owner = "NeumannGaussianField"
+        # Grid's own checks of shape and lengths (a node grid of n nodes spans n - 1 cells).
+        grid = Grid(shape, lengths)
+        self.node_shape = grid.shape
+        self.lengths = grid.lengths
+        self.sigma = _parameter(sigma, "sigma", owner, allow_zero=False)
+        self.tau = _parameter(tau, "tau", owner, allow_zero=True)
+        self.alpha = _parameter(alpha, "alpha", owner, allow_zero=False)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.node_shape
+
+    @property
+    def dtype(self):
+        return jnp.result_type(self.sigma, self.tau, self.alpha)
+
+    def nodes(self) -> tuple[np.ndarray, ...]:
+        """The node coordinates ``j L/(n - 1)`` per axis."""
+        return tuple(np.arange(n) * (length / (n - 1)) for n, length in zip(self.node_shape, self.lengths))
+
+    def _bases(self) -> tuple[np.ndarray, ...]:
+        """Per axis the ``n × n`` matrix ``φ_m(x_j)`` (rows nodes ``j``, columns modes ``m``), float64."""
+        out = []
+        for n, length, x in zip(self.node_shape, self.lengths, self.nodes()):
+            m = np.arange(n)
+            out.append(np.cos(np.pi * np.outer(x, m) / length) * np.where(m == 0, 1.0, math.sqrt(2.0)) / math.sqrt(length))
+        return tuple(out)
+
+    def covariance_eigenvalues(self) -> Float[Array, "*shape"]:
+        """``λ_m`` for ``m_i = 0, …, n_i - 1`` (index ``m``), with ``λ_0 = 0`` for the dropped constant."""
+        k2 = 0
+        for axis, (n, length) in enumerate(zip(self.node_shape, self.lengths)):
+            shape = [1] * len(self.node_shape)
+            shape[axis] = n
+            k = (jnp.pi / length) * jnp.arange(n, dtype=self.dtype)
+            k2 = k2 + (k**2).reshape(shape)
+        sampled = k2 > 0
+        base = jnp.where(sampled, k2 + self.tau**2, 1)  # keeps 0^(−α) out of the computation
+        return jnp.where(sampled, self.sigma**2 * base ** (-self.alpha), 0)
+
+    def pointwise_variance(self) -> Float[Array, "*shape"]:
+        variance = self.covariance_eigenvalues()
+        for axis, basis in enumerate(self._bases()):
+            squares = jnp.asarray(basis**2, self.dtype)
+            variance = jnp.moveaxis(jnp.tensordot(squares, variance, axes=([1], [axis])), 0, axis)
+        return variance
+
+    def sample(self, key: PRNGKeyArray) -> Float[Array, "*shape"]:
+        """One field on the nodes, shape `shape`."""
+        coefficients = jnp.sqrt(self.covariance_eigenvalues()) * jax.random.normal(key, self.node_shape, self.dtype)
+        for axis, basis in enumerate(self._bases()):
+            basis = jnp.asarray(basis, self.dtype)
+            coefficients = jnp.moveaxis(
+                jnp.tensordot(basis, coefficients, axes=([1], [axis]), precision=jax.lax.Precision.HIGHEST), 0, axis
+            )
+        return coefficients
+
+
+class ThresholdedField(AbstractRandomField):
     r"""Sampler of piecewise-constant coefficients: a thresholded `GaussianRandomField`.
 
     ``sample(key) = thresholded(field.sample(key), high, low, threshold)``. For a centred field
@@ -235,14 +384,17 @@ class ThresholdedField(eqx.Module):
         a = ThresholdedField(GaussianRandomField(grid, 1.0, 3.0, 2.0)).sample(key)
     """
 
-    field: GaussianRandomField
+    field: AbstractRandomField
     high: float = eqx.field(static=True)
     low: float = eqx.field(static=True)
     threshold: float = eqx.field(static=True)
 
-    def __init__(self, field: GaussianRandomField, high: float = 12.0, low: float = 3.0, threshold: float = 0.0):
-        if not isinstance(field, GaussianRandomField):
-            raise TypeError(f"ThresholdedField: `field` must be a GaussianRandomField, got {type(field).__name__}.")
+    def __init__(self, field: AbstractRandomField, high: float = 12.0, low: float = 3.0, threshold: float = 0.0):
+        if not isinstance(field, AbstractRandomField):
+            raise TypeError(
+                "ThresholdedField: `field` must be a jaxpde.random_fields.AbstractRandomField (e.g. a "
+                f"GaussianRandomField), got {type(field).__name__}."
+            )
         for name, value in (("high", high), ("low", low), ("threshold", threshold)):
             if not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
                 raise ValueError(f"ThresholdedField: `{name}` must be a finite number, got {value!r}.")
@@ -252,9 +404,72 @@ class ThresholdedField(eqx.Module):
         self.threshold = float(threshold)
 
     @property
+    def shape(self) -> tuple[int, ...]:
+        return self.field.shape
+
+    @property
     def grid(self) -> Grid:
         return self.field.grid
 
     def sample(self, key: PRNGKeyArray) -> Float[Array, "*shape"]:
-        """One two-phase coefficient field, shape ``grid.shape``."""
+        """One two-phase coefficient field, shape `shape`."""
         return thresholded(self.field.sample(key), self.high, self.low, self.threshold)
+
+
+class LognormalField(AbstractRandomField):
+    r"""Sampler of lognormal coefficients ``a = exp(γ g)`` of a centred Gaussian field ``g``.
+
+    A positive, continuous coefficient whose log is Gaussian — the standard model of a random
+    permeability (e.g. Cliffe, Giles, Scheichl & Teckentrup, Comput. Visual. Sci. 14 (2011), the
+    multilevel Monte Carlo Darcy benchmark). Pointwise, with ``v(x) = Var g(x)``,
+
+    $$E\,a(x) = e^{γ^2 v(x)/2}, \qquad \operatorname{Var} a(x) = ig(e^{γ^2 v(x)} - 1ig)\, e^{γ^2 v(x)},$$
+
+    (`mean`, `pointwise_variance`), and the contrast ``max a / min a`` grows like
+    ``exp(2γ max|g|)`` — large ``γ`` makes a high-contrast problem (the preconditioner tests'
+    regime). Differentiable in ``γ`` and in the field's hyperparameters.
+
+    **Arguments:**
+
+    - `field`: an `AbstractGaussianField` (`GaussianRandomField`, `NeumannGaussianField`).
+    - `gamma`: ``γ``, finite (``γ = 0`` gives ``a ≡ 1``).
+    """
+
+    field: AbstractGaussianField
+    gamma: Float[Array, ""]
+
+    def __init__(self, field: AbstractGaussianField, gamma: Real[ArrayLike, ""] = 1.0):
+        if not isinstance(field, AbstractGaussianField):
+            raise TypeError(
+                "LognormalField: `field` must be a jaxpde.random_fields.AbstractGaussianField (e.g. a "
+                f"GaussianRandomField), got {type(field).__name__}."
+            )
+        gamma = jnp.asarray(gamma)
+        if gamma.ndim != 0:
+            raise ValueError(f"LognormalField: `gamma` must be a scalar, got shape {gamma.shape}.")
+        if not jnp.issubdtype(gamma.dtype, jnp.floating):
+            gamma = gamma.astype(jnp.result_type(float))
+        if isinstance(gamma, jax.core.Tracer):
+            gamma = eqx.error_if(gamma, ~jnp.isfinite(gamma), "LognormalField: `gamma` must be finite.")
+        elif not math.isfinite(float(gamma)):
+            raise ValueError(f"LognormalField: `gamma` must be finite, got {float(gamma)!r}.")
+        self.field = field
+        self.gamma = gamma
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.field.shape
+
+    def mean(self) -> Float[Array, "*shape"]:
+        """``E a(x_j) = exp(γ² Var g(x_j) / 2)``, exactly."""
+        return jnp.exp(0.5 * self.gamma**2 * self.field.pointwise_variance())
+
+    def pointwise_variance(self) -> Float[Array, "*shape"]:
+        """``Var a(x_j) = (exp(γ² v) − 1) exp(γ² v)``, ``v = Var g(x_j)``, exactly."""
+        s2 = self.gamma**2 * self.field.pointwise_variance()
+        return jnp.expm1(s2) * jnp.exp(s2)
+
+    def sample(self, key: PRNGKeyArray) -> Float[Array, "*shape"]:
+        """One positive coefficient field, shape `shape`."""
+        g = self.field.sample(key)
+        return jnp.exp(self.gamma.astype(g.dtype) * g)

@@ -227,3 +227,123 @@ def test_thresholded_validation():
         ThresholdedField(np.zeros(3))
     with pytest.raises(ValueError, match="`threshold`"):
         ThresholdedField(GaussianRandomField(Grid(8), 1.0, 1.0, 2.0), threshold=float("nan"))
+
+
+# ---- the sampler base, the cosine (Neumann) field, lognormal coefficients --------------------
+
+from jaxpde.random_fields import (  # noqa: E402
+    AbstractGaussianField,
+    AbstractRandomField,
+    LognormalField,
+    NeumannGaussianField,
+)
+
+
+def _cosine_basis(n, length=1.0):
+    """φ_m(x_j) = c_m cos(π m x_j / L)/√L at x_j = jL/(n-1), written out independently."""
+    x = np.linspace(0.0, length, n)
+    return np.array([[(1.0 if m == 0 else np.sqrt(2.0)) * np.cos(np.pi * m * xj / length) / np.sqrt(length) for m in range(n)] for xj in x])
+
+
+def test_every_sampler_is_a_random_field_and_the_base_is_enforced():
+    grf = GaussianRandomField(Grid(8), 1.0, 1.0, 2.0)
+    for field in (grf, NeumannGaussianField(5, 1.0, 1.0, 2.0), ThresholdedField(grf), LognormalField(grf, 0.5)):
+        assert isinstance(field, AbstractRandomField)
+        assert field.sample(jax.random.key(0)).shape == field.shape
+
+    class NoShape(AbstractRandomField):
+        def sample(self, key):
+            return jnp.zeros(3)
+
+    class NoSample(AbstractRandomField):
+        shape: tuple = (3,)
+
+    # `shape` is an eqx.AbstractVar: without `from __future__ import annotations` equinox sees it.
+    with pytest.raises(TypeError, match="abstract"):
+        NoShape()
+    with pytest.raises(TypeError, match="abstract"):
+        NoSample()
+    with pytest.raises(TypeError, match="AbstractGaussianField"):
+        LognormalField(ThresholdedField(grf), 1.0)
+
+
+def test_neumann_field_covariance_is_the_karhunen_loeve_sum():
+    """E z(x_i) z(x_j) = Σ_{m ≠ 0} λ_m φ_m(x_i) φ_m(x_j) (1D, L = 2), by Monte Carlo."""
+    n, sigma, tau, alpha, length = 7, 1.5, 2.0, 1.5, 2.0
+    field = NeumannGaussianField(n, sigma, tau, alpha, lengths=length)
+    z = np.asarray(jax.vmap(field.sample)(_keys(20000)), dtype=np.float64)
+    phi = _cosine_basis(n, length)
+    lam = sigma**2 * ((np.pi * np.arange(n) / length) ** 2 + tau**2) ** (-alpha)
+    lam[0] = 0.0
+    covariance = (phi * lam) @ phi.T
+    np.testing.assert_allclose(np.asarray(field.pointwise_variance()), np.diag(covariance), rtol=1e-5)
+    empirical = z.T @ z / len(z)
+    # Standard error of E[z_i z_j]: sqrt((C_ii C_jj + C_ij²)/M); allow 5 of them.
+    bound = 5 * np.sqrt((np.outer(np.diag(covariance), np.diag(covariance)) + covariance**2) / len(z))
+    assert np.all(np.abs(empirical - covariance) < bound)
+    assert abs(z.mean()) < 5 * np.sqrt(covariance.sum() / n**2 / len(z))  # mean zero (constant mode dropped)
+
+
+def test_neumann_field_2d_variance_matches_the_paper_generator_basis():
+    """Var z(x_j) on the 6 × 6 node grid of [0, 1]²: λ_m = (π²|m|² + 9)^(−2), the FNO Darcy law."""
+    n, sigma, tau, alpha = 6, 1.0, 3.0, 2.0
+    field = NeumannGaussianField((n, n), sigma, tau, alpha)
+    z = np.asarray(jax.vmap(field.sample)(_keys(20000)), dtype=np.float64)
+    phi = _cosine_basis(n)
+    m = np.arange(n)
+    lam = sigma**2 * (np.pi**2 * (m[:, None] ** 2 + m[None, :] ** 2) + tau**2) ** (-alpha)
+    lam[0, 0] = 0.0
+    variance = np.einsum("im,jk,mk->ij", phi**2, phi**2, lam)
+    np.testing.assert_allclose(np.asarray(field.pointwise_variance()), variance, rtol=1e-5)
+    # A variance estimate from M samples has relative standard error sqrt(2/M) = 1%.
+    np.testing.assert_allclose(z.var(axis=0), variance, rtol=0.05)
+    # Random on the boundary, unlike the sine series.
+    assert np.all(variance[0] > 0.1 * variance.max())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: GaussianRandomField(Grid(16, lengths=2.0), 1.0, 2.0, 2.0),
+        lambda: GaussianRandomField(Grid((6, 5), boundary="dirichlet"), 1.0, 3.0, 2.0),
+        lambda: NeumannGaussianField((5, 6), 1.0, 3.0, 2.0),
+    ],
+    ids=["periodic", "dirichlet", "neumann"],
+)
+def test_lognormal_moments_pointwise(make):
+    """E a(x) = exp(γ² v(x)/2) and Var a(x) = (e^{γ² v} − 1) e^{γ² v}, v = Var g(x), by Monte Carlo."""
+    gaussian = make()
+    assert isinstance(gaussian, AbstractGaussianField)
+    gamma = 2.0 / float(jnp.sqrt(jnp.max(gaussian.pointwise_variance())))  # γ² max v = 4: heavy tails
+    field = LognormalField(gaussian, gamma)
+    a = np.asarray(jax.vmap(field.sample)(_keys(20000)), dtype=np.float64)
+    assert np.all(a > 0)
+    v = np.asarray(gaussian.pointwise_variance(), np.float64)
+    mean = np.exp(gamma**2 * v / 2)
+    variance = np.expm1(gamma**2 * v) * np.exp(gamma**2 * v)
+    np.testing.assert_allclose(np.asarray(field.mean()), mean, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(field.pointwise_variance()), variance, rtol=1e-4)
+    # 5 standard errors of a sample mean; the sample log is Gaussian exactly.
+    assert np.all(np.abs(a.mean(axis=0) - mean) < 5 * np.sqrt(variance / len(a)))
+    np.testing.assert_allclose(np.log(a).var(axis=0), gamma**2 * v, rtol=0.06)
+
+
+def test_lognormal_is_differentiable_in_gamma_and_rejects_bad_gamma():
+    gaussian = GaussianRandomField(Grid(16), 1.0, 2.0, 2.0)
+    key = jax.random.key(3)
+    g = gaussian.sample(key)
+    grad = jax.grad(lambda gamma: jnp.sum(LognormalField(gaussian, gamma).sample(key)))(0.5)
+    np.testing.assert_allclose(grad, jnp.sum(g * jnp.exp(0.5 * g)), rtol=1e-5)
+    with pytest.raises(ValueError, match="`gamma` must be finite"):
+        LognormalField(gaussian, float("nan"))
+    with pytest.raises(ValueError, match="`gamma` must be a scalar"):
+        LognormalField(gaussian, jnp.ones(2))
+    with pytest.raises(ValueError, match="`sigma` must be finite and positive"):
+        NeumannGaussianField(8, 0.0, 1.0, 2.0)
+    with pytest.raises(TypeError, match="`shape`"):
+        NeumannGaussianField(8.0, 1.0, 1.0, 2.0)
+
+
+def test_thresholded_neumann_field_is_two_phase_with_random_boundary():
+    a = ThresholdedField(NeumannGaussianField((9, 9), 1.0, 3.0, 2.0)).sample(jax.random.key(1))
+    assert a.shape == (9, 9) and set(np.unique(np.asarray(a))) <= {3.0, 12.0}

@@ -23,7 +23,7 @@ Example::
 from ._burgers import BurgersConfig, BurgersTrajectoryConfig
 from ._cache import default_cache_dir
 from ._config import FORMAT_VERSION, DatasetConfig
-from ._darcy import DarcyConfig, darcy_matrix, neumann_gaussian_field
+from ._darcy import DarcyConfig
 from ._dataset import Dataset, load_dataset, split_key
 from ._generate import generate_samples, sample_key
 from ._kuramoto_sivashinsky import KuramotoSivashinskyConfig
@@ -50,8 +50,6 @@ __all__ = [
     "BurgersConfig",
     "BurgersTrajectoryConfig",
     "DarcyConfig",
-    "darcy_matrix",
-    "neumann_gaussian_field",
     "NavierStokesConfig",
     "KuramotoSivashinskyConfig",
 ]

@@ -13,8 +13,8 @@ data keep every ``r``-th node, which needs ``r | n - 1``: ``421 → 85`` with ``
 paper's ``s = 85``), ``253 → 85`` with ``r = 3``, ``241 → 81`` with ``r = 3``.
 
 **Coefficient field.** By default (``coefficient_basis = "cosine"``) ``z`` is the
-Karhunen–Loève series in the eigenfunctions of the *Neumann* Laplacian on the square,
-``φ_m(x) = c_{m_1}c_{m_2}\cos(π m_1 x_1)\cos(π m_2 x_2)`` (``c_0 = 1``, ``c_m = √2``), with
+Karhunen–Loève series in the eigenfunctions of the *Neumann* Laplacian on the square
+(`jaxpde.random_fields.NeumannGaussianField`), ``φ_m(x) = c_{m_1}c_{m_2}\cos(π m_1 x_1)\cos(π m_2 x_2)`` (``c_0 = 1``, ``c_m = √2``), with
 eigenvalues ``σ²(π²|m|² + τ²)^{−α}``, ``m_i = 0, …, n-1``, the constant mode dropped — the
 basis of the paper's generator, which therefore gives random phases up to and on the boundary
 (the boundary values of ``a`` are part of the stored input, though the solve does not use
@@ -34,8 +34,10 @@ adjacent interior node's value. Solvers:
   (median; ``1.6e-5`` max over 64 samples), at a relative residual ``~4e-4`` — the float32
   floor of this operator (measured, `benchmarks/darcy_dataset_generation.py`).
 - ``"direct"``: SuperLU (`scipy.sparse.linalg.spsolve`) in float64 on the host, through
-  `jax.pure_callback`, on a matrix assembled here with the same stencil (`darcy_matrix`).
-  Exact to float64 rounding, stored as float32; host only, one sample at a time.
+  `jax.pure_callback`, of the very matrix the CG path applies: the stencil operator's own sparse
+  export (`DiffusionOperator.to_sparse`, float32 entries), so the two solvers differ only by
+  CG's stopping error (measured: ``≲ 1e-6`` relative on ``33²``). Exact to float64 rounding for
+  that matrix, stored as float32; host only, one sample at a time.
 
 On 2 shared CPU cores at ``253²`` the PCG path generated 2.3 samples/s and SuperLU 3.5
 samples/s (measured, alternating): on a CPU ``solver="direct"`` is about 1.5× faster; on an
@@ -54,7 +56,6 @@ cost (PCG on 2 CPU cores: 1.0 samples/s at 421², 2.3 samples/s at 253², measur
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import ClassVar
 
 import jax
@@ -65,84 +66,35 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from scipy import sparse
 
 from ..grids import Grid
+from ..numerics.stencils import DiffusionOperator
 from ..pdes.elliptic import Darcy
-from ..random_fields import GaussianRandomField, thresholded
+from ..random_fields import GaussianRandomField, NeumannGaussianField, thresholded
 from ._config import DatasetConfig
 from ._resolution import coarse_size, subsample
 
-__all__ = ["DarcyConfig", "darcy_matrix", "neumann_gaussian_field"]
+__all__ = ["DarcyConfig"]
 
 _SOLVERS = ("cg", "direct")
 _BASES = ("cosine", "sine")
 
 
-def neumann_gaussian_field(
-    key: PRNGKeyArray, n: int, sigma: float, tau: float, alpha: float, dtype=jnp.float32
-) -> Float[Array, "n n"]:
-    r"""A sample of ``N(0, σ²(−Δ_N + τ²I)^{−α})`` on the ``n × n`` node grid of ``[0, 1]²``.
+def _direct_solve_host(values: np.ndarray, indices: np.ndarray, source: float, shape: tuple[int, ...]) -> np.ndarray:
+    """SuperLU solves in float64 of the exported stencil matrices; leading axes are a batch.
 
-    ``−Δ_N`` is the Laplacian with Neumann boundary conditions: eigenfunctions
-    ``c_{m_1}c_{m_2}\cos(π m_1 x)\cos(π m_2 y)`` (``c_0 = 1``, ``c_m = √2``), eigenvalues
-    ``π²|m|²``. The series is truncated to ``m_i < n`` and its constant mode is dropped (mean-zero
-    field, as in the FNO generator); it is evaluated at ``x_j = j/(n-1)`` by two dense
-    products with the ``n × n`` cosine matrix.
+    `values` ``(*batch, nnz)`` and `indices` ``(*batch', nnz, 2)`` (broadcastable: the sparsity
+    pattern is the same for every sample) are the BCOO export of `DiffusionOperator.to_sparse`.
     """
-    m = np.arange(n)
-    nodes = np.arange(n) / (n - 1)
-    basis = np.cos(np.pi * np.outer(nodes, m)) * np.where(m == 0, 1.0, math.sqrt(2.0))
-    k2 = np.pi**2 * (m[:, None] ** 2 + m[None, :] ** 2)
-    scale = sigma * (k2 + tau**2) ** (-alpha / 2)
-    scale[0, 0] = 0.0
-    basis, scale = jnp.asarray(basis, dtype), jnp.asarray(scale, dtype)
-    xi = jax.random.normal(key, (n, n), dtype)
-    # Highest precision: on TPUs a default-precision matmul would round the series to bfloat16.
-    product = jnp.matmul(basis, scale * xi, precision=jax.lax.Precision.HIGHEST)
-    return jnp.matmul(product, basis.T, precision=jax.lax.Precision.HIGHEST)
-
-
-def darcy_matrix(coefficient: np.ndarray, spacing: float) -> sparse.csr_matrix:
-    r"""The 5-point finite-volume matrix of ``-∇·(a∇u)`` on interior nodes, Dirichlet ``u = 0``.
-
-    The same discretisation as `jaxpde.numerics.stencils.DiffusionOperator` (harmonic-mean
-    faces, boundary faces with the adjacent node's value), assembled in float64 with NumPy for
-    the host direct solver. `coefficient` is ``a`` at the interior nodes, shape ``(N, N)``;
-    unknowns are in C order.
-    """
-    a = np.asarray(coefficient, dtype=np.float64)
-    shape = a.shape
-    index = np.arange(a.size).reshape(shape)
-    weight = 1.0 / spacing**2
-    diagonal = np.zeros(shape)
-    rows, cols, values = [], [], []
-    for axis in range(a.ndim):
-        a_axis = np.moveaxis(a, axis, 0)
-        inner = 2 * a_axis[1:] * a_axis[:-1] / (a_axis[1:] + a_axis[:-1]) * weight
-        faces = np.concatenate([a_axis[:1] * weight, inner, a_axis[-1:] * weight], axis=0)
-        diagonal += np.moveaxis(faces[1:] + faces[:-1], 0, axis)
-        left = np.moveaxis(np.moveaxis(index, axis, 0)[:-1], 0, axis)
-        right = np.moveaxis(np.moveaxis(index, axis, 0)[1:], 0, axis)
-        w = np.moveaxis(inner, 0, axis)
-        rows += [left.ravel(), right.ravel()]
-        cols += [right.ravel(), left.ravel()]
-        values += [-w.ravel(), -w.ravel()]
-    rows.append(index.ravel())
-    cols.append(index.ravel())
-    values.append(diagonal.ravel())
-    matrix = sparse.coo_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(a.size,) * 2)
-    return matrix.tocsr()
-
-
-def _direct_solve_host(coefficient: np.ndarray, source: float, spacing: float) -> np.ndarray:
-    """SuperLU solve(s) on the host; `coefficient` may carry leading batch axes."""
-    coefficient = np.asarray(coefficient)
-    batch = coefficient.shape[:-2]
-    fields = coefficient.reshape(-1, *coefficient.shape[-2:])
-    out = np.empty(fields.shape, np.float32)
-    for i, a in enumerate(fields):
-        matrix = darcy_matrix(a, spacing).tocsc()
-        rhs = np.full(a.size, source, dtype=np.float64)
-        out[i] = sparse_linalg.spsolve(matrix, rhs).reshape(a.shape)
-    return out.reshape(*batch, *coefficient.shape[-2:])
+    values = np.asarray(values)
+    batch = values.shape[:-1]
+    indices = np.broadcast_to(np.asarray(indices), (*batch, *np.shape(indices)[-2:]))
+    size = int(np.prod(shape))
+    rhs = np.full(size, source, dtype=np.float64)
+    out = np.empty((*batch, *shape), np.float32)
+    for b in np.ndindex(*batch):
+        rows, cols = indices[b][:, 0], indices[b][:, 1]
+        matrix = sparse.csc_matrix((values[b].astype(np.float64), (rows, cols)), shape=(size, size))
+        out[b] = sparse_linalg.spsolve(matrix, rhs).reshape(shape)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +151,8 @@ class DarcyConfig(DatasetConfig):
     def field(self, key: PRNGKeyArray) -> Float[Array, "n n"]:
         """The Gaussian field ``z`` on all ``resolution²`` nodes."""
         if self.coefficient_basis == "cosine":
-            return neumann_gaussian_field(key, self.resolution, self.sigma, self.tau, self.alpha)
+            shape = (self.resolution, self.resolution)
+            return NeumannGaussianField(shape, jnp.float32(self.sigma), self.tau, self.alpha).sample(key)
         grid = self.interior_grid()
         sigma = jnp.asarray(self.sigma, jnp.float32)
         interior = GaussianRandomField(grid, sigma, self.tau, self.alpha).sample(key)
@@ -216,12 +169,15 @@ class DarcyConfig(DatasetConfig):
         if self.solver == "cg":
             u = Darcy(source=self.source).solve(grid, interior)
         else:
-            spacing = grid.spacing[0]
+            # The stencil operator's own sparse export — the matrix the CG path applies — solved
+            # exactly on the host, so the two solvers differ only by CG's stopping error.
+            matrix = DiffusionOperator(grid, interior).to_sparse().matrix
             u = jax.pure_callback(
-                lambda a: _direct_solve_host(a, self.source, spacing),
+                lambda values, indices: _direct_solve_host(values, indices, self.source, grid.shape),
                 jax.ShapeDtypeStruct(grid.shape, jnp.float32),
-                interior,
-                vmap_method="broadcast_all",
+                matrix.data,
+                matrix.indices,
+                vmap_method="expand_dims",
             )
         return jnp.pad(u, 1)
 
