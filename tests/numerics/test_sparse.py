@@ -120,3 +120,17 @@ def test_tags_and_errors():
         SparseOperator(jnp.eye(3))
     with pytest.raises(ValueError, match="matching input and output"):
         SparseOperator.from_scipy(_random_matrix(3, 4), tags=lx.symmetric_tag)
+
+
+def test_sparse_operator_under_strict_dtype_promotion(x64):
+    matrix = scipy.sparse.diags([[-1.0] * 4, [2.5] * 5, [-1.0] * 4], [-1, 0, 1])
+    for dtype in (jnp.float32, jnp.float64):
+        with jax.numpy_dtype_promotion("strict"):
+            operator = SparseOperator.from_scipy(matrix, (lx.symmetric_tag, lx.positive_semidefinite_tag), dtype=dtype)
+            x = jnp.arange(5, dtype=dtype)
+            dense = jnp.asarray(matrix.toarray(), dtype)
+            np.testing.assert_allclose(operator.mv(x), dense @ x, rtol=1e-6)
+            np.testing.assert_allclose(operator.transpose().mv(x), dense.T @ x, rtol=1e-6)
+            np.testing.assert_array_equal(lx.diagonal(operator), jnp.diagonal(dense))
+            assert all(d.dtype == dtype for d in lx.tridiagonal(operator))
+            assert lx.is_positive_semidefinite(operator) and lx.conj(operator).mv(x).dtype == dtype

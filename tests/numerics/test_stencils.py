@@ -217,3 +217,40 @@ def test_non_positive_coefficient_under_jit_raises_at_run_time():
     assert np.all(np.isfinite(apply(jnp.ones(grid.shape))))
     with pytest.raises(eqx.EquinoxRuntimeError, match="must be positive and finite"):
         jax.block_until_ready(apply(-jnp.ones(grid.shape)))
+
+
+@pytest.mark.parametrize("bad, kind", [(-1.0, "a negative value"), (0.0, "a zero value"), (np.nan, "a NaN or infinite")])
+def test_bad_coefficient_under_plain_jax_jit_names_argument_and_kind(bad, kind):
+    # Under plain `jax.jit` (not eqx.filter_jit) JAX wraps the check in a JaxRuntimeError
+    # ("CpuCallback error"); its text must still say which argument, what was expected and what
+    # was found.
+    grid = Grid((4, 4), boundary="dirichlet")
+    apply = jax.jit(lambda a: DiffusionOperator(grid, a).mv(jnp.ones(grid.shape)))
+    with pytest.raises(Exception, match=rf"DiffusionOperator: `coefficient` must be positive and finite.*got {kind}"):
+        jax.block_until_ready(apply(jnp.ones(grid.shape).at[1, 2].set(bad)))
+    helmholtz = jax.jit(lambda k: HelmholtzOperator(grid, k).mv(jnp.ones(grid.shape)))
+    with pytest.raises(Exception, match=r"HelmholtzOperator: `wavenumber` must be finite, got a NaN"):
+        jax.block_until_ready(helmholtz(jnp.inf))
+
+
+@pytest.mark.parametrize("boundary", ["dirichlet", "periodic"])
+def test_operators_under_strict_dtype_promotion(x64, boundary):
+    # Libraries that depend on jaxpde may run with strict promotion (lineax's tests do): every
+    # method and structure query of the stencil operators must then stay in the operator's dtype.
+    grid = Grid((5, 4), boundary=boundary)
+    for dtype in (jnp.float32, jnp.float64):
+        with jax.numpy_dtype_promotion("strict"):
+            a = jnp.linspace(1.0, 2.0, grid.size, dtype=dtype).reshape(grid.shape)
+            u = jnp.cos(jnp.arange(grid.size, dtype=dtype)).reshape(grid.shape)
+            for operator in (
+                DiffusionOperator(grid, a, shift=0.5),
+                DiffusionOperator(grid, 2, dtype=dtype),
+                HelmholtzOperator(grid, jnp.asarray(1.5, dtype)),
+            ):
+                matrix = operator.as_matrix()
+                assert matrix.dtype == dtype
+                np.testing.assert_allclose(operator.mv(u).ravel(), matrix @ u.ravel(), rtol=1e-5, atol=1e-4)
+                np.testing.assert_array_equal(lx.diagonal(operator), jnp.diagonal(matrix))
+                main, lower, upper = lx.tridiagonal(operator)
+                assert main.dtype == lower.dtype == upper.dtype == dtype
+                assert lx.is_symmetric(operator) and operator.to_sparse().mv(u.ravel()).dtype == dtype
