@@ -88,7 +88,7 @@ class BurgersConfig(_BurgersOnUnitInterval, TimeDependentConfig):
 
     name: ClassVar[str] = "burgers"
     spatial_ndim: ClassVar[int] = 1
-    default_chunk_size: ClassVar[int] = 64
+    batch_size: ClassVar[int] = 64
 
     def steps(self) -> dict[str, int]:
         return {"total": num_steps(self.time, self.dt, "time", type(self).__name__)}
@@ -126,4 +126,4 @@ class BurgersTrajectoryConfig(_BurgersOnUnitInterval, TrajectoryConfig):
 
     name: ClassVar[str] = "burgers_trajectories"
     spatial_ndim: ClassVar[int] = 1
-    default_chunk_size: ClassVar[int] = 32
+    batch_size: ClassVar[int] = 32

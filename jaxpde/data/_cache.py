@@ -6,11 +6,14 @@ Layout of the cache folder (default ``$JAXPDE_CACHE``, else ``~/.cache/jaxpde``)
     <name>-<fingerprint[:20]>.json       the same config, human-readable, with the versions it was made with
     <name>-<fingerprint[:20]>.partial/   finished chunks of a generation in progress (removed at the end)
 
-An entry is *valid* only if its archive reads back completely (every member's CRC checks) and
-the config embedded in it equals the requested one field by field (with the same dataset name
-and `FORMAT_VERSION`), and every array has the expected number of samples. Anything else —
-a missing file, a truncated or corrupted archive, a hash-prefix collision, a hand-edited file — is
-treated as absent: the dataset is regenerated and the entry rewritten. Both files are written
+An entry is *valid* only if its archive reads back completely (every member's CRC checks), its
+contents match the SHA-256 stored with them (`jaxpde.data._files.content_hash`: values edited or
+set to NaN and re-saved with valid CRCs are caught here), the config embedded in it equals the
+requested one field by field (with the same dataset name, `FORMAT_VERSION` and batch width),
+every array has the expected number of samples, and every sample is finite. Anything else — a
+missing file, a truncated or corrupted archive, an edited one, a hash-prefix collision, a
+non-finite sample — is treated as absent, with a warning that says why: the dataset is
+regenerated and the entry rewritten. Both files are written
 atomically (`jaxpde.data._files`), the JSON first, so the archive's presence marks a complete
 entry.
 """
@@ -28,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ._config import DatasetConfig
-from ._files import UNREADABLE, atomic_save_npz, atomic_write_bytes, load_npz
+from ._files import UNREADABLE, atomic_save_npz, atomic_write_bytes, content_hash, load_npz
 
 __all__ = ["CacheEntry", "cache_entry", "default_cache_dir", "read_entry", "write_entry"]
 
@@ -71,10 +74,15 @@ def _versions() -> dict[str, str]:
 def write_entry(entry: CacheEntry, config: DatasetConfig, splits: dict[str, dict[str, np.ndarray]]) -> None:
     """Store `splits` (``{"train": {...}, "test": {...}, "coordinates": {...}}``) and the config."""
     identity = config.identity()
-    record = {**identity, "fingerprint": config.fingerprint(), "versions": _versions()}
-    atomic_write_bytes(entry.config, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     arrays = {f"{split}.{name}": np.asarray(value) for split in _SPLITS for name, value in splits[split].items()}
     arrays[_CONFIG_KEY] = np.asarray(json.dumps(identity, sort_keys=True))
+    record = {
+        **identity,
+        "fingerprint": config.fingerprint(),
+        "content_sha256": content_hash(arrays),
+        "versions": _versions(),
+    }
+    atomic_write_bytes(entry.config, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     atomic_save_npz(entry.arrays, arrays)
 
 
@@ -111,6 +119,16 @@ def read_entry(entry: CacheEntry, config: DatasetConfig) -> dict[str, dict[str, 
         if not splits[split] or any(v.shape[:1] != (sizes[split],) for v in splits[split].values()):
             warnings.warn(f"jaxpde.data: cached file {entry.arrays} has wrong {split} sizes; regenerating.")
             return None
+        for name, value in splits[split].items():
+            value = np.asarray(value)
+            if np.issubdtype(value.dtype, np.inexact) and not np.isfinite(value).all():
+                bad = np.flatnonzero(~np.isfinite(value.reshape(len(value), -1)).all(axis=1))
+                warnings.warn(
+                    f"jaxpde.data: cached file {entry.arrays} holds non-finite values in {split} `{name}` "
+                    f"(samples {bad[:10].tolist()}); regenerating.",
+                    stacklevel=3,
+                )
+                return None
     return splits
 
 

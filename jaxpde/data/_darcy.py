@@ -131,7 +131,7 @@ class DarcyConfig(DatasetConfig):
     name: ClassVar[str] = "darcy"
     spatial_ndim: ClassVar[int] = 2
     closed_grid: ClassVar[bool] = True
-    default_chunk_size: ClassVar[int] = 16
+    batch_size: ClassVar[int] = 16
 
     def validate(self) -> None:
         if self.resolution < 4:

@@ -3,7 +3,9 @@ r"""`Dataset` (train/test arrays with their coordinates and config) and `load_da
 ``load_dataset(config)`` returns the dataset that `config` defines: from the disk cache when a
 valid entry exists, otherwise generated (vmapped chunks with a progress bar, resumable after an
 interruption) and then cached. The same config gives the same arrays on every machine run —
-bit-for-bit on the same backend and library versions — whatever the chunk size.
+bit-for-bit on the same backend and library versions — whatever the chunk size, and whatever
+the split sizes for the samples they share. A cached entry is verified before it is trusted (its
+content hash, its config, finite samples; see `jaxpde.data._cache`); a bad one is regenerated.
 
 Sample ``i`` of the training split is generated from ``fold_in(fold_in(key(seed), 0), i)`` and
 of the test split from ``fold_in(fold_in(key(seed), 1), i)``: the splits are independent
@@ -134,14 +136,16 @@ def load_dataset(
     - `config`: a `DatasetConfig` (e.g. `DarcyConfig(n_train=1000, n_test=200)`).
     - `cache_dir`: the cache folder (default ``$JAXPDE_CACHE`` or ``~/.cache/jaxpde``).
     - `cache`: ``False`` to generate in memory without touching the disk.
-    - `chunk_size`: samples per vmapped compiled call (default ``config.default_chunk_size``);
-      changes speed and memory, never the values.
+    - `chunk_size`: samples per chunk — the unit of progress and of the resumable checkpoints —
+      rounded up to a multiple of ``config.batch_size`` (default: ``config.batch_size``). It never
+      changes the values: every sample is computed in its fixed batch of ``config.batch_size``
+      (see `jaxpde.data.generate_samples`), and that width sets the memory and the throughput.
     - `progress`: show the tqdm bar while generating.
     - `regenerate`: ignore (and overwrite) an existing cache entry.
     """
     if not isinstance(config, DatasetConfig):
         raise TypeError(f"load_dataset: `config` must be a DatasetConfig, got {type(config).__name__}.")
-    chunk_size = config.default_chunk_size if chunk_size is None else chunk_size
+    chunk_size = config.batch_size if chunk_size is None else chunk_size
     if not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool) or chunk_size < 1:
         raise ValueError(f"load_dataset: `chunk_size` must be an integer >= 1, got {chunk_size!r}.")
     # One compiled shape for both splits; no chunk larger than the larger split.
@@ -166,6 +170,7 @@ def load_dataset(
                 split_key(config.seed, split),
                 config.num_samples[split],
                 chunk_size=chunk_size,
+                batch_size=config.batch_size,
                 progress=progress,
                 desc=f"{config.name} {split}",
                 checkpoint_dir=checkpoint,

@@ -1,21 +1,30 @@
 r"""Chunked, vmapped, resumable sample generation with a progress bar.
 
 ``generate_samples(sample_fn, key, n)`` evaluates ``sample_fn(fold_in(key, i))`` for
-``i = 0, …, n-1``. The samples are computed in chunks of `chunk_size`: one chunk is one call of
-``jax.jit(jax.vmap(sample_fn))`` on ``chunk_size`` keys, so the compiled program is built once
-and then reused for every chunk (the last chunk is padded with repeats of its final index and
-the padding dropped, so it needs no second compilation). The chunk size trades memory for
-throughput — a bigger batch keeps the device busier — and has no effect on the values: sample
-``i`` sees its own key ``fold_in(key, i)`` and nothing else. (Bit-for-bit: the per-sample
-arithmetic of a vmapped program does not depend on the batch size, with one exception that is
-avoided here — a batch of one compiles to an unbatched program that rounds differently, so
-chunks of one run as padded batches of two. A sample evaluated *outside* `vmap`, e.g.
-``sample_fn(key)`` by hand, agrees with the stored one to rounding, not bit for bit.)
+``i = 0, …, n-1``.
 
-With a `checkpoint_dir`, every finished chunk is written there atomically
-(``chunk<size>-<index>.npz``); a rerun after an interruption loads the finished chunks and
-computes only the rest. Chunks written with a different chunk size are not reused (their index
-ranges differ).
+**Batches.** Every sample is computed by one compiled program, ``jax.jit(jax.vmap(sample_fn))``
+over `batch_size` keys, and batch ``b`` always holds exactly the samples
+``b·batch_size, …, (b+1)·batch_size − 1`` — the last batch is filled with the *following*
+samples' keys (computed and dropped), not with repeats. So sample ``i`` is the output of the
+same program on the same inputs whatever the chunk size and whatever `num_samples`: the values
+are bit-for-bit independent of both by determinism alone, without assuming anything about how
+XLA rounds. (It does round differently for different batch widths: the Darcy CG solve vmapped
+over ≤ 4 samples differs from ≥ 5 by ~1e-7 relative, measured, and a batch of one compiles to
+an unbatched program — hence one fixed width per dataset, `DatasetConfig.batch_size`, and a
+width of one run as two.) A sample evaluated *outside* this program, e.g. ``sample_fn(key)``
+by hand, agrees with the stored one to rounding, not bit for bit.
+
+**Chunks.** Batches are grouped into chunks of `chunk_size` samples (rounded up to a multiple
+of `batch_size`): the unit of the progress bar and of checkpointing. With a `checkpoint_dir`,
+every finished chunk is written there atomically, with a SHA-256 of its contents
+(``chunk<size>-<index>.npz``); a rerun after an interruption loads the finished chunks whose
+contents verify and computes only the rest. Chunks written with a different chunk size are not
+reused (their index ranges differ).
+
+**Non-finite samples** are an error: a NaN or Inf in a generated chunk raises a `ValueError`
+naming the samples, instead of being stored (a diverged solve is a bug in the config, not
+data), and a checkpointed chunk holding one is recomputed.
 
 Progress is a `tqdm` bar counting samples, with the rate (samples/s) and the ETA.
 """
@@ -67,17 +76,30 @@ def _output_structure(sample_fn: SampleFn, key: PRNGKeyArray) -> dict[str, jax.S
     return structure
 
 
+def _non_finite(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per array, the indices (along axis 0) of samples holding a NaN or Inf."""
+    out = {}
+    for name, value in arrays.items():
+        value = np.asarray(value)
+        if np.issubdtype(value.dtype, np.inexact) and value.size:
+            bad = ~np.isfinite(value.reshape(len(value), -1)).all(axis=1)
+            if bad.any():
+                out[name] = np.flatnonzero(bad)
+    return out
+
+
 def generate_samples(
     sample_fn: SampleFn,
     key: PRNGKeyArray,
     num_samples: int,
     *,
     chunk_size: int = 32,
+    batch_size: int | None = None,
     progress: bool = True,
     desc: str | None = None,
     checkpoint_dir: str | Path | None = None,
 ) -> dict[str, np.ndarray]:
-    """Evaluate ``sample_fn(fold_in(key, i))`` for ``i < num_samples``, in vmapped compiled chunks.
+    """Evaluate ``sample_fn(fold_in(key, i))`` for ``i < num_samples``, in vmapped compiled batches.
 
     **Arguments:**
 
@@ -85,14 +107,16 @@ def generate_samples(
       and jit-compiled). Must be hashable (a function or a bound method of a frozen config).
     - `key`: the base PRNG key.
     - `num_samples`: ``>= 0``.
-    - `chunk_size`: samples per compiled call, ``>= 1``. Not clipped to `num_samples`: a
-      smaller request runs one padded chunk, so several calls with one chunk size share a
-      single compilation.
+    - `chunk_size`: samples per chunk (progress and checkpoint unit), ``>= 1``; rounded up to a
+      multiple of `batch_size`. Never changes the values.
+    - `batch_size`: the width of the compiled vmapped program, ``>= 1`` (default: `chunk_size`).
+      The values may depend on it at the rounding level (see the module docstring);
+      `load_dataset` passes the dataset's fixed `DatasetConfig.batch_size`.
     - `progress`: show a tqdm bar (samples, samples/s, ETA).
     - `desc`: the bar's label.
     - `checkpoint_dir`: if given, finished chunks are saved there and reused on a rerun. The
-      folder must belong to this `sample_fn` and `key` alone (files are trusted by name and
-      shape); `load_dataset` uses one per config fingerprint and split.
+      folder must belong to this `sample_fn`, `key` and `batch_size` alone (files are trusted
+      by name, shape and content hash); `load_dataset` uses one per config fingerprint and split.
 
     **Returns:** a dict of NumPy arrays, each of shape ``(num_samples, *sample_shape)``.
     """
@@ -100,15 +124,18 @@ def generate_samples(
         raise ValueError(f"generate_samples: `num_samples` must be an integer >= 0, got {num_samples!r}.")
     if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise ValueError(f"generate_samples: `chunk_size` must be an integer >= 1, got {chunk_size!r}.")
+    batch_size = chunk_size if batch_size is None else batch_size
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"generate_samples: `batch_size` must be an integer >= 1, got {batch_size!r}.")
     structure = _output_structure(sample_fn, key)
     out = {name: np.empty((num_samples, *s.shape), dtype=s.dtype) for name, s in structure.items()}
     if num_samples == 0:
         return out
-    chunk_size = int(chunk_size)
+    batch_size = int(batch_size)
+    chunk_size = batch_size * math.ceil(int(chunk_size) / batch_size)
     # XLA compiles a vmap over one sample as an unbatched program, whose FFTs and reductions
-    # round differently (measured: 3e-7 relative on Burgers) — so a chunk of one is computed
-    # as a padded batch of two, keeping the values independent of the chunk size.
-    batch = max(chunk_size, 2)
+    # round differently (measured: 3e-7 relative on Burgers) — so a width of one runs as two.
+    width = max(batch_size, 2)
     num_chunks = math.ceil(num_samples / chunk_size)
     run = _compiled_chunk(sample_fn)
     checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
@@ -116,24 +143,29 @@ def generate_samples(
     def chunk_path(index: int) -> Path:
         return checkpoint_dir / f"chunk{chunk_size}-{index:06d}.npz"
 
+    def bounds(index: int) -> tuple[int, int]:
+        return index * chunk_size, min((index + 1) * chunk_size, num_samples)
+
     done = set()
     if checkpoint_dir is not None:
         for index in range(num_chunks):
             path = chunk_path(index)
             if not path.exists():
                 continue
-            start, stop = index * chunk_size, min((index + 1) * chunk_size, num_samples)
+            start, stop = bounds(index)
             try:
                 saved = load_npz(path)
                 if set(saved) != set(out) or any(saved[k].shape != out[k][start:stop].shape for k in out):
                     raise ValueError("layout mismatch")
+                if _non_finite(saved):
+                    raise ValueError("non-finite values")
             except UNREADABLE:
-                continue  # a damaged checkpoint is recomputed
+                continue  # a damaged, edited or non-finite checkpoint is recomputed
             for name in out:
                 out[name][start:stop] = saved[name]
             done.add(index)
 
-    initial = sum(min((i + 1) * chunk_size, num_samples) - i * chunk_size for i in done)
+    initial = sum(stop - start for start, stop in map(bounds, done))
     with tqdm(
         total=num_samples,
         initial=initial,
@@ -146,11 +178,23 @@ def generate_samples(
         for index in range(num_chunks):
             if index in done:
                 continue
-            start, stop = index * chunk_size, min((index + 1) * chunk_size, num_samples)
-            # Pad the last chunk to the compiled shape by repeating its last index.
-            indices = np.minimum(np.arange(start, start + batch), stop - 1).astype(np.uint32)
-            values = jax.device_get(run(key, jnp.asarray(indices)))
-            chunk = {name: np.asarray(values[name])[: stop - start] for name in out}
+            start, stop = bounds(index)
+            parts = []
+            for first in range(start, stop, batch_size):
+                # Batch `first // batch_size` is always the same `width` consecutive keys (the
+                # tail past `num_samples` is computed and dropped), so every sample is the output
+                # of one program on one input, whatever the chunk size or split size.
+                indices = np.arange(first, first + width, dtype=np.uint32)
+                values = jax.device_get(run(key, jnp.asarray(indices)))
+                parts.append({name: np.asarray(values[name])[: min(batch_size, stop - first)] for name in out})
+            chunk = {name: np.concatenate([part[name] for part in parts]) for name in out}
+            bad = _non_finite(chunk)
+            if bad:
+                where = "; ".join(f"`{name}` of samples {(start + i).tolist()}" for name, i in bad.items())
+                raise ValueError(
+                    f"generate_samples: non-finite values (NaN/Inf) in {where}"
+                    f"{f' ({desc})' if desc else ''}; a diverged or unstable solve is not stored."
+                )
             for name in out:
                 out[name][start:stop] = chunk[name]
             if checkpoint_dir is not None:

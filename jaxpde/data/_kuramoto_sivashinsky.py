@@ -56,7 +56,7 @@ class KuramotoSivashinskyConfig(TrajectoryConfig):
 
     name: ClassVar[str] = "kuramoto_sivashinsky"
     spatial_ndim: ClassVar[int] = 1
-    default_chunk_size: ClassVar[int] = 64
+    batch_size: ClassVar[int] = 64
 
     def grid(self) -> Grid:
         return Grid(self.resolution, self.length)

@@ -69,7 +69,7 @@ class NavierStokesConfig(TrajectoryConfig):
 
     name: ClassVar[str] = "navier_stokes"
     spatial_ndim: ClassVar[int] = 2
-    default_chunk_size: ClassVar[int] = 8
+    batch_size: ClassVar[int] = 8
     frames_name: ClassVar[str] = "vorticity"
 
     def grid(self) -> Grid:

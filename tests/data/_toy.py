@@ -21,7 +21,7 @@ class ToyConfig(DatasetConfig):
 
     name: ClassVar[str] = "toy"
     spatial_ndim: ClassVar[int] = 1
-    default_chunk_size: ClassVar[int] = 4
+    batch_size: ClassVar[int] = 4
 
     def validate(self) -> None:
         self._check(self.resolution >= 2, "resolution", "an integer >= 2", self.resolution)
