@@ -231,3 +231,93 @@ def test_interrupted_dataset_generation_resumes_without_redoing_chunks(tmp_path,
     fresh = load_dataset(config, cache=False, chunk_size=4, progress=False)
     np.testing.assert_array_equal(resumed.train["field"], fresh.train["field"])
     np.testing.assert_array_equal(resumed.test["field"], fresh.test["field"])
+
+
+# ---- altered contents with valid CRCs, non-finite samples ----------------------------------
+
+
+def _resave(path: Path, edit):
+    """Read every member, apply `edit` to the dict, write a fresh archive (all CRCs valid)."""
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    edit(arrays)
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+
+
+def _edit_value(arrays):
+    arrays["train.field"] = arrays["train.field"].copy()
+    arrays["train.field"][1, 2] += 0.5
+
+
+def _nan_fill(arrays):
+    arrays["test.field"] = np.full_like(arrays["test.field"], np.nan)
+
+
+def _nan_fill_and_rehash(arrays):
+    # An editor who also recomputes the content hash: caught by the finiteness check instead.
+    from jaxpde.data._files import HASH_KEY, content_hash
+
+    _nan_fill(arrays)
+    del arrays[HASH_KEY]
+    arrays[HASH_KEY] = np.asarray(content_hash(arrays))
+
+
+def _drop_hash(arrays):
+    from jaxpde.data._files import HASH_KEY
+
+    del arrays[HASH_KEY]
+
+
+@pytest.mark.parametrize(
+    "edit, reason",
+    [
+        (_edit_value, "do not match their SHA-256"),
+        (_nan_fill, "do not match their SHA-256"),
+        (_nan_fill_and_rehash, "non-finite values in test `field`"),
+        (_drop_hash, "no content hash"),
+    ],
+)
+def test_altered_contents_with_valid_crcs_are_regenerated(tmp_path, count_generations, edit, reason):
+    # Used to be accepted: the CRCs of a re-saved archive are valid again.
+    config = ToyConfig(n_train=5, n_test=2)
+    first = load_dataset(config, cache_dir=tmp_path, progress=False)
+    _resave(first.path, edit)
+    with pytest.warns(UserWarning, match=reason):
+        again = load_dataset(config, cache_dir=tmp_path, progress=False)
+    assert again.generated and len(count_generations) == 4
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(again[split]["field"], first[split]["field"])
+    assert not load_dataset(config, cache_dir=tmp_path, progress=False).generated
+
+
+def test_content_hash_is_recorded_beside_the_config(tmp_path):
+    from jaxpde.data._files import HASH_KEY, load_npz
+
+    data = load_dataset(ToyConfig(n_train=2, n_test=1), cache_dir=tmp_path, progress=False)
+    record = json.loads(data.path.with_suffix(".json").read_text())
+    with np.load(data.path) as archive:
+        assert str(archive[HASH_KEY]) == record["content_sha256"]
+    assert HASH_KEY not in load_npz(data.path)  # verified and removed on read
+
+
+def test_edited_chunk_checkpoint_is_recomputed(tmp_path):
+    config = ToyConfig(n_train=8, n_test=1)
+    original = dataset_module.generate_samples
+
+    def interrupted_at_test_split(*args, **kwargs):
+        if kwargs["desc"].endswith("test"):
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(dataset_module, "generate_samples", interrupted_at_test_split):
+        with pytest.raises(KeyboardInterrupt):
+            load_dataset(config, cache_dir=tmp_path, chunk_size=4, progress=False)
+    chunk = cache_entry(config, tmp_path).partial / "train" / "chunk4-000001.npz"
+    _resave(chunk, lambda arrays: arrays.__setitem__("field", np.zeros_like(arrays["field"])))
+    resumed = load_dataset(config, cache_dir=tmp_path, chunk_size=4, progress=False)
+    fresh = load_dataset(config, cache=False, chunk_size=4, progress=False)
+    np.testing.assert_array_equal(resumed.train["field"], fresh.train["field"])
+    assert np.abs(resumed.train["field"][4:]).min() > 0
