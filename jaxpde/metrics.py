@@ -65,6 +65,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
+# The arguments every field metric takes: two fields of one shape and the axes to reduce.
+_Field = Float[ArrayLike, "..."]
+_Axes = int | Sequence[int] | None
+
 __all__ = [
     "correlation_time",
     "energy_spectrum",
@@ -142,7 +146,7 @@ def _sample_pair(x, y, owner: str, *, same_size: bool) -> tuple[Array, Array]:
 # ----------------------------------------------------------------------------------------------
 
 
-def relative_l2(prediction: Float[ArrayLike, "..."], target: Float[ArrayLike, "..."], axes: int | Sequence[int] | None = None) -> Float[Array, "..."]:
+def relative_l2(prediction: _Field, target: _Field, axes: _Axes = None) -> Float[Array, "..."]:
     r"""``‖prediction − target‖₂ / ‖target‖₂``, the norms taken over `axes`.
 
     The FNO paper's error (Li et al., ICLR 2021). `axes` (default: all) are the axes of one
@@ -159,7 +163,9 @@ def relative_l2(prediction: Float[ArrayLike, "..."], target: Float[ArrayLike, ".
     return jnp.sqrt(jnp.sum((prediction - target) ** 2, axis=axes) / jnp.sum(target**2, axis=axes))
 
 
-def mean_relative_l2(prediction: Float[ArrayLike, "batch ..."], target: Float[ArrayLike, "batch ..."]) -> Float[Array, ""]:
+def mean_relative_l2(
+    prediction: Float[ArrayLike, "batch ..."], target: Float[ArrayLike, "batch ..."]
+) -> Float[Array, ""]:
     r"""The FNO paper's test metric: ``(1/B) Σ_b ‖p_b − t_b‖₂ / ‖t_b‖₂`` over the leading (batch) axis.
 
     Each sample is everything after the first axis (channels and time steps included).
@@ -170,14 +176,14 @@ def mean_relative_l2(prediction: Float[ArrayLike, "batch ..."], target: Float[Ar
     return jnp.mean(relative_l2(prediction, target, axes=tuple(range(1, prediction.ndim))))
 
 
-def rmse(prediction: Float[ArrayLike, "..."], target: Float[ArrayLike, "..."], axes: int | Sequence[int] | None = None) -> Float[Array, "..."]:
+def rmse(prediction: _Field, target: _Field, axes: _Axes = None) -> Float[Array, "..."]:
     r"""Root mean square error ``(mean_{axes} (prediction − target)²)^{1/2}``; the other axes are kept."""
     prediction, target = _pair(prediction, target, "rmse")
     axes = _axes(axes, prediction.ndim, "rmse")
     return jnp.sqrt(jnp.mean((prediction - target) ** 2, axis=axes))
 
 
-def nrmse(prediction: Float[ArrayLike, "..."], target: Float[ArrayLike, "..."], axes: int | Sequence[int] | None = None) -> Float[Array, ""]:
+def nrmse(prediction: _Field, target: _Field, axes: _Axes = None) -> Float[Array, ""]:
     r"""PDEBench's normalised RMSE: ``RMSE_{axes}(p, t) / RMS_{axes}(t)``, averaged over every other axis.
 
     PDEBench (Takamoto et al., NeurIPS 2022) stores fields as ``(batch, x…, time, channel)`` and
@@ -189,7 +195,7 @@ def nrmse(prediction: Float[ArrayLike, "..."], target: Float[ArrayLike, "..."], 
     return jnp.mean(relative_l2(prediction, target, _axes(axes, prediction.ndim, "nrmse")))
 
 
-def pearson_correlation(prediction: Float[ArrayLike, "..."], target: Float[ArrayLike, "..."], axes: int | Sequence[int] | None = None) -> Float[Array, "..."]:
+def pearson_correlation(prediction: _Field, target: _Field, axes: _Axes = None) -> Float[Array, "..."]:
     r"""Pearson correlation ``Σ(p − p̄)(t − t̄) / (Σ(p − p̄)² Σ(t − t̄)²)^{1/2}`` over `axes`.
 
     The means are over `axes` too; the other axes are kept. A constant field has no
@@ -226,7 +232,9 @@ def correlation_time(
     """
     prediction, target = _pair(prediction, target, "correlation_time")
     if prediction.ndim < 2:
-        raise ValueError(f"correlation_time: `prediction` must be (time, *field) with a field axis, got shape {prediction.shape}.")
+        raise ValueError(
+            f"correlation_time: `prediction` must be (time, *field) with a field axis, got shape {prediction.shape}."
+        )
     rho = pearson_correlation(prediction, target, axes=tuple(range(1, prediction.ndim)))
     decorrelated = ~(rho >= threshold)
     frames = jnp.where(jnp.any(decorrelated), jnp.argmax(decorrelated), rho.shape[0])
@@ -287,7 +295,9 @@ def energy_spectrum(
 
 
 def error_spectrum(
-    prediction: Float[ArrayLike, "*shape"], target: Float[ArrayLike, "*shape"], lengths: float | Sequence[float] = 2 * math.pi
+    prediction: Float[ArrayLike, "*shape"],
+    target: Float[ArrayLike, "*shape"],
+    lengths: float | Sequence[float] = 2 * math.pi,
 ) -> tuple[Float[Array, " shells"], Float[Array, " shells"]]:
     r"""`energy_spectrum` of ``prediction − target``: the error's mean square per wavenumber shell.
 
@@ -336,7 +346,8 @@ def mmd2(
 
     With ``k(x, y) = exp(−‖x − y‖²/(2h²))`` (or the sum over several ``h``),
     ``MMD² = E k(X, X') + E k(Y, Y') − 2 E k(X, Y)``, which is zero iff the two laws agree
-    (Gretton et al., JMLR 2012, Lemma 6 and eqs. 3–5). Estimators from ``n`` and ``m`` samples:
+    (Gretton et al., JMLR 2012, Lemma 6, for a characteristic kernel such as this one).
+    Estimators from ``n`` and ``m`` samples (ibid., §2.2):
 
     - unbiased (the U-statistic, default): the diagonals ``k(x_i, x_i) = 1`` are left out,
       ``Σ_{i≠j} k(x_i, x_j)/(n(n−1)) + Σ_{i≠j} k(y_i, y_j)/(m(m−1)) − 2 Σ_{ij} k(x_i, y_j)/(nm)``.
@@ -371,7 +382,8 @@ def mmd2(
 def median_bandwidth(x: Float[ArrayLike, "n ..."], y: Float[ArrayLike, "m ..."] | None = None) -> Float[Array, ""]:
     r"""The median heuristic: the median distance ``‖z_i − z_j‖``, ``i < j``, over the pooled samples.
 
-    Used as the ``h`` of ``exp(−‖x − y‖²/(2h²))`` (Gretton et al., JMLR 2012, §8). Memory
+    Used as the ``h`` of ``exp(−‖x − y‖²/(2h²))``, as in the experiments of Gretton et al.
+    (JMLR 2012). Memory
     ``O((n + m)²)``: subsample large sets first.
     """
     z = _samples(x, "x", "median_bandwidth")
@@ -388,7 +400,8 @@ def wasserstein_1d(x: Float[ArrayLike, " n"], y: Float[ArrayLike, " n"], p: floa
     r"""Exact ``W_p`` between two empirical measures on the line with ``n`` atoms each.
 
     ``W_p^p = (1/n) Σ_i |x_(i) − y_(i)|^p`` with ``x_(i)``, ``y_(i)`` sorted: for ``p ≥ 1``
-    the monotone coupling is optimal (Villani, *Optimal Transport*, 2009, Remark 2.19).
+    the monotone coupling is optimal (Santambrogio, *Optimal Transport for Applied
+    Mathematicians*, 2015, ch. 2).
     """
     x, y = _pair(x, y, "wasserstein_1d", "x", "y")
     if x.ndim != 1:

@@ -70,10 +70,14 @@ class FourierMultiplier(eqx.Module):
     def __call__(self, u: Float[Array, " s"]) -> Float[Array, " s"]:
         u = jnp.asarray(u)
         if u.ndim != 1 or not jnp.issubdtype(u.dtype, jnp.floating):
-            raise ValueError(f"FourierMultiplier: `u` must be one real 1-d field of shape (s,) (vmap batches), got {u.dtype}{list(u.shape)}.")
+            raise ValueError(
+                f"FourierMultiplier: `u` must be one real 1-d field of shape (s,) (vmap batches), got {u.dtype}{list(u.shape)}."
+            )
         s = u.shape[0]
         if s // 2 + 1 < self.modes:
-            raise ValueError(f"FourierMultiplier: `u` must resolve the {self.modes} modes, so s//2 + 1 >= {self.modes}; got s = {s}.")
+            raise ValueError(
+                f"FourierMultiplier: `u` must resolve the {self.modes} modes, so s//2 + 1 >= {self.modes}; got s = {s}."
+            )
         weights = self.multiplier[:, 0] + 1j * self.multiplier[:, 1]
         filtered = jnp.fft.irfft(jnp.fft.rfft(u)[: self.modes] * weights, n=s)
         mixed = jax.vmap(self.mix)(jnp.stack([u, filtered], axis=-1))[:, 0]
