@@ -4,8 +4,9 @@ Classical differentiable numerics (spectral methods, ETDRK, stencil and sparse o
 datasets they generate, and one training engine shared by every learned method — all composing
 with diffrax, lineax, optimistix, optax and equinox.
 
-Subpackages: `jaxpde.numerics`, `jaxpde.pdes`, `jaxpde.data`, `jaxpde.training`, and the
-modules `jaxpde.grids`, `jaxpde.random_fields`. They are imported on first access
+Subpackages: `jaxpde.numerics`, `jaxpde.pdes`, `jaxpde.data`, `jaxpde.training`,
+`jaxpde.neural_operators`, and the modules `jaxpde.grids`, `jaxpde.random_fields`,
+`jaxpde.autodiff`, `jaxpde.metrics`, `jaxpde.experiment`. They are imported on first access
 (``jaxpde.training`` pulls in orbax, which is slow to import).
 """
 
@@ -16,7 +17,7 @@ from .grids import Grid
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("data", "numerics", "pdes", "random_fields", "training")
+_SUBMODULES = ("autodiff", "data", "experiment", "metrics", "neural_operators", "numerics", "pdes", "random_fields", "training")
 
 __all__ = ["Grid", "grids", "__version__", *_SUBMODULES]
 
