@@ -1,15 +1,18 @@
 """The PDE catalogue: one module per equation family, each PDE an `equinox.Module`.
 
-Every PDE provides ``rhs(t, u, args)`` (method of lines), ``residual(u_fn, x, t)`` (PINNs) and,
-where one exists, ``exact_solution(x, t)``; the semi-linear periodic ones also provide
-``linear_symbol()`` and ``nonlinear(t, u_hat, args)`` for the ETDRK solvers in
-`jaxpde.numerics.etdrk`.
+Time-dependent PDEs (`AbstractPDE`) provide ``rhs(t, u, args)`` (method of lines); the
+semi-linear periodic ones (`AbstractSemiLinearPDE`) also ``linear_symbol()`` and
+``nonlinear(t, u_hat, args)`` for the ETDRK solvers in `jaxpde.numerics.etdrk`. Stationary
+PDEs (`AbstractStationaryPDE`) provide ``operator``, ``source_on_grid`` and ``solve``. Every PDE
+follows one residual contract, ``residual(u_fn, x, t=None, args=None)`` (see
+`jaxpde.pdes._base`), and offers ``exact_solution`` where one is known.
 """
 
 from ._base import AbstractPDE, AbstractSemiLinearPDE
+from ._stationary import AbstractStationaryPDE
 from .allen_cahn import AllenCahn, jaxpi_allen_cahn
 from .burgers import Burgers, cole_hopf_solution
-from .diffusion import Advection, Heat, dirichlet_laplacian
+from .diffusion import Advection, DirichletHeat, Heat, dirichlet_laplacian
 from .elliptic import Darcy, Helmholtz, Poisson
 from .gray_scott import GrayScott
 from .kdv import KdV
@@ -19,7 +22,9 @@ from .navier_stokes import NavierStokes2D
 __all__ = [
     "AbstractPDE",
     "AbstractSemiLinearPDE",
+    "AbstractStationaryPDE",
     "Heat",
+    "DirichletHeat",
     "Advection",
     "dirichlet_laplacian",
     "Burgers",

@@ -17,26 +17,16 @@ a smooth periodic closed form (no quadrature) whose steepness grows as $b \to 1$
 Reference: E. Hopf (1950), J. D. Cole (1951); the FNO-paper dataset uses $\nu = 0.1$ on $[0, 1]$.
 """
 
-from __future__ import annotations
-
 import math
 
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from .. import autodiff
 from ..grids import Grid
-from ._base import (
-    AbstractSemiLinearPDE,
-    as_time,
-    check_point,
-    dealias_mask,
-    odd_wavenumbers,
-    require_grid,
-    require_positive,
-    space_derivative,
-    time_derivative,
-)
+from ._base import AbstractSemiLinearPDE, check_point, check_space_time, require_grid, require_positive
+from ._nonlinear import Convection
 
 __all__ = ["Burgers", "cole_hopf_solution"]
 
@@ -90,19 +80,17 @@ class Burgers(AbstractSemiLinearPDE):
         (k,) = self.grid.wavenumbers(real=True)
         return -self.viscosity * k**2
 
-    def nonlinear(self, t, u_hat, args=None):
-        mask = dealias_mask(self.grid, self.dealias_fraction)
-        (k,) = odd_wavenumbers(self.grid)
-        u = jnp.fft.irfft(mask * u_hat, n=self.grid.shape[0])
-        return -0.5j * k * mask * jnp.fft.rfft(u * u)
+    def convection(self) -> Convection:
+        r"""The nonlinear part $-\partial_x(u^2/2)$."""
+        return Convection(self.grid, 1.0, self.dealias_fraction)
 
-    def residual(self, u_fn, x, t):
-        x = check_point("Burgers.residual", x, 1)
-        t = as_time(t, x)
-        u = u_fn(x, t)
-        u_x = space_derivative(u_fn, 0)(x, t)
-        u_xx = space_derivative(u_fn, 0, 2)(x, t)
-        return time_derivative(u_fn)(x, t) + u * u_x - self.viscosity * u_xx
+    def nonlinear(self, t, u_hat, args=None):
+        return self.convection()(u_hat)
+
+    def residual(self, u_fn, x, t=None, args=None):
+        x, t = check_space_time("Burgers.residual", x, t, 1)
+        u_xx = autodiff.laplacian(u_fn)(x, t)
+        return autodiff.time_derivative(u_fn)(x, t) - self.viscosity * u_xx - self.convection().pointwise(u_fn)(x, t)
 
     def exact_solution(self, x, t, *, amplitude: float = 0.5, mode: int = 1):
         """The Cole–Hopf solution (see the module docstring) on this grid's period."""

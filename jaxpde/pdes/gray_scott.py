@@ -19,21 +19,19 @@ References: P. Gray and S. K. Scott (1984); J. E. Pearson, "Complex patterns in 
 Science 261 (1993).
 """
 
-from __future__ import annotations
+import math
 
 import jax.numpy as jnp
 from jaxtyping import Array
 
+from .. import autodiff
 from ..grids import Grid
 from ._base import (
     AbstractSemiLinearPDE,
-    as_time,
-    check_point,
-    laplacian,
+    check_space_time,
     require_grid,
     require_nonnegative,
     require_positive,
-    time_derivative,
     wavenumber_norm_squared,
 )
 
@@ -69,10 +67,6 @@ class GrayScott(AbstractSemiLinearPDE):
         self.feed = require_nonnegative("GrayScott", "feed", feed)
         self.kill = require_nonnegative("GrayScott", "kill", kill)
 
-    @property
-    def state_shape(self) -> tuple[int, ...]:
-        return (2, *self.grid.shape)
-
     def linear_symbol(self):
         k2 = wavenumber_norm_squared(self.grid)
         d_u, d_v = self.diffusivities[0], self.diffusivities[1]
@@ -87,18 +81,30 @@ class GrayScott(AbstractSemiLinearPDE):
         state = jnp.fft.irfftn(u_hat, s=self.grid.shape, axes=axes)
         return jnp.fft.rfftn(jnp.stack(self._reaction(state[0], state[1])), axes=axes)
 
-    def residual(self, u_fn, x, t):
+    def residual(self, u_fn, x, t=None, args=None):
         """Both residuals, shape ``(2,)``, for ``u_fn(x, t) -> (u, v)`` of shape ``(2,)``."""
-        x = check_point("GrayScott.residual", x, self.grid.ndim)
-        t = as_time(t, x)
+        x, t = check_space_time("GrayScott.residual", x, t, self.grid.ndim)
         state = u_fn(x, t)
         u, v = state[0], state[1]
-        lap = laplacian(u_fn, self.grid.ndim)(x, t)
+        lap = autodiff.laplacian(u_fn)(x, t)
         d = jnp.stack([jnp.asarray(self.diffusivities[0]), jnp.asarray(self.diffusivities[1])]).astype(x.dtype)
         reaction_u, reaction_v = self._reaction(u, v)
         linear_decay = jnp.stack([self.feed * u, (self.feed + self.kill) * v])
         rates = d * lap + jnp.stack([reaction_u, reaction_v]) - linear_decay
-        return time_derivative(u_fn)(x, t) - rates
+        return autodiff.time_derivative(u_fn)(x, t) - rates
+
+    def exact_solution(self, x, t, *, amplitude: float = 0.5):
+        r"""$(u, v) = (1 + A\prod_i\sin(2\pi(x_i - o_i)/L_i)\,e^{-(D_u|k|^2 + F)t},\ 0)$.
+
+        Without $v$ the reaction vanishes and the $u$ equation is linear around the fixed point
+        $u = 1$; shape ``(2,)``, $A$ = `amplitude`.
+        """
+        x, t = check_space_time("GrayScott.exact_solution", x, t, self.grid.ndim)
+        k2 = sum((2 * math.pi / length) ** 2 for length in self.grid.lengths)
+        phase = 2 * math.pi * (x - jnp.asarray(self.grid.origin, x.dtype)) / jnp.asarray(self.grid.lengths, x.dtype)
+        rate = self.diffusivities[0] * k2 + self.feed
+        u = 1 + amplitude * jnp.prod(jnp.sin(phase)) * jnp.exp(-rate * t)
+        return jnp.stack([u, jnp.zeros_like(u)])
 
     def reaction_rhs(self, t, state: Array, args=None) -> Array:
         """The right-hand side of the well-mixed (spatially uniform) system, state shape ``(2,)``."""

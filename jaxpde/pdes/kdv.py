@@ -21,24 +21,14 @@ $L\sqrt{c/\beta} \gtrsim 70$ for double-precision tests.
 Reference: D. J. Korteweg and G. de Vries (1895); N. J. Zabusky and M. D. Kruskal (1965).
 """
 
-from __future__ import annotations
-
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array
 
+from .. import autodiff
 from ..grids import Grid
-from ._base import (
-    AbstractSemiLinearPDE,
-    as_time,
-    check_point,
-    dealias_mask,
-    odd_wavenumbers,
-    require_finite,
-    require_grid,
-    space_derivative,
-    time_derivative,
-)
+from ._base import AbstractSemiLinearPDE, check_space_time, odd_wavenumbers, require_finite, require_grid
+from ._nonlinear import Convection
 
 __all__ = ["KdV"]
 
@@ -82,27 +72,24 @@ class KdV(AbstractSemiLinearPDE):
         (k,) = odd_wavenumbers(self.grid)
         return 1j * self.dispersion * k**3
 
-    def nonlinear(self, t, u_hat, args=None):
-        mask = dealias_mask(self.grid, self.dealias_fraction)
-        (k,) = odd_wavenumbers(self.grid)
-        u = jnp.fft.irfft(mask * u_hat, n=self.grid.shape[0])
-        return -0.5j * self.nonlinear_coefficient * k * mask * jnp.fft.rfft(u * u)
+    def convection(self) -> Convection:
+        r"""The nonlinear part $-\tfrac{\alpha}{2}\partial_x(u^2)$."""
+        return Convection(self.grid, self.nonlinear_coefficient, self.dealias_fraction)
 
-    def residual(self, u_fn, x, t):
-        x = check_point("KdV.residual", x, 1)
-        t = as_time(t, x)
-        u = u_fn(x, t)
-        u_x = space_derivative(u_fn, 0)(x, t)
-        u_xxx = space_derivative(u_fn, 0, 3)(x, t)
-        return time_derivative(u_fn)(x, t) + self.nonlinear_coefficient * u * u_x + self.dispersion * u_xxx
+    def nonlinear(self, t, u_hat, args=None):
+        return self.convection()(u_hat)
+
+    def residual(self, u_fn, x, t=None, args=None):
+        x, t = check_space_time("KdV.residual", x, t, 1)
+        u_xxx = autodiff.derivative(u_fn, 0, 3)(x, t)
+        return autodiff.time_derivative(u_fn)(x, t) + self.dispersion * u_xxx - self.convection().pointwise(u_fn)(x, t)
 
     def exact_solution(self, x, t, *, speed: float = 1.0, position: float | None = None):
         r"""The soliton of speed $c$ = `speed`, centred at `position` (default: mid-domain) at $t = 0$.
 
         The travelling coordinate is wrapped into one period so the profile is periodic.
         """
-        x = check_point("KdV.exact_solution", x, 1)
-        t = as_time(t, x)
+        x, t = check_space_time("KdV.exact_solution", x, t, 1)
         try:
             bad = not float(speed) / float(self.dispersion) > 0
         except Exception:

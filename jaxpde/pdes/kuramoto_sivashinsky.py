@@ -23,24 +23,12 @@ $u$ fixed and the field bounded (``residual`` is the PDE itself, without this ga
 References: Y. Kuramoto (1978); G. I. Sivashinsky (1977); Kassam & Trefethen (2005), §5.
 """
 
-from __future__ import annotations
-
 import equinox as eqx
-import jax.numpy as jnp
 
+from .. import autodiff
 from ..grids import Grid
-from ._base import (
-    AbstractSemiLinearPDE,
-    as_time,
-    check_point,
-    dealias_mask,
-    laplacian,
-    odd_wavenumbers,
-    require_grid,
-    space_derivative,
-    time_derivative,
-    wavenumber_norm_squared,
-)
+from ._base import AbstractSemiLinearPDE, check_space_time, require_grid, wavenumber_norm_squared
+from ._nonlinear import Convection, GradientNorm
 
 __all__ = ["KuramotoSivashinsky"]
 
@@ -97,32 +85,22 @@ class KuramotoSivashinsky(AbstractSemiLinearPDE):
             k4 = sum(k**4 for k in self.grid.wavenumbers(real=True))
         return k2 - k4
 
-    def nonlinear(self, t, u_hat, args=None):
-        mask = dealias_mask(self.grid, self.dealias_fraction)
-        u_hat = mask * u_hat
-        axes = tuple(range(-self.grid.ndim, 0))
+    def nonlinear_term(self) -> Convection | GradientNorm:
+        r"""$-\partial_x(u^2/2)$ (convective) or $-\tfrac12|\nabla u|^2$ (gradient form)."""
         if self.form == "convective":
-            (k,) = odd_wavenumbers(self.grid)
-            u = jnp.fft.irfft(u_hat, n=self.grid.shape[0])
-            return -0.5j * k * mask * jnp.fft.rfft(u * u)
-        squared = 0.0
-        for k in odd_wavenumbers(self.grid):
-            du = jnp.fft.irfftn(1j * k * u_hat, s=self.grid.shape, axes=axes)
-            squared = squared + du * du
-        squared = squared - jnp.mean(squared, axis=axes, keepdims=True)
-        return -0.5 * mask * jnp.fft.rfftn(squared, axes=axes)
+            return Convection(self.grid, 1.0, self.dealias_fraction)
+        return GradientNorm(self.grid, 1.0, self.dealias_fraction)
 
-    def residual(self, u_fn, x, t):
+    def nonlinear(self, t, u_hat, args=None):
+        return self.nonlinear_term()(u_hat)
+
+    def residual(self, u_fn, x, t=None, args=None):
         ndim = self.grid.ndim
-        x = check_point("KuramotoSivashinsky.residual", x, ndim)
-        t = as_time(t, x)
-        lap = laplacian(u_fn, ndim)
+        x, t = check_space_time("KuramotoSivashinsky.residual", x, t, ndim)
+        lap = autodiff.laplacian(u_fn)
         if self.hyperdiffusion == "biharmonic":
-            fourth = laplacian(lap, ndim)(x, t)
+            fourth = autodiff.laplacian(lap)(x, t)
         else:
-            fourth = sum(space_derivative(u_fn, i, 4)(x, t) for i in range(ndim))
-        if self.form == "convective":
-            advection = u_fn(x, t) * space_derivative(u_fn, 0)(x, t)
-        else:
-            advection = 0.5 * sum(space_derivative(u_fn, i)(x, t) ** 2 for i in range(ndim))
-        return time_derivative(u_fn)(x, t) + advection + lap(x, t) + fourth
+            fourth = sum(autodiff.derivative(u_fn, i, 4)(x, t) for i in range(ndim))
+        nonlinear = self.nonlinear_term().pointwise(u_fn)(x, t)
+        return autodiff.time_derivative(u_fn)(x, t) + lap(x, t) + fourth - nonlinear

@@ -32,8 +32,6 @@ References: Z. Li et al., "Fourier Neural Operator for Parametric PDEs" (ICLR 20
 D. Kochkov et al., "Machine learning–accelerated computational fluid dynamics" (PNAS 2021).
 """
 
-from __future__ import annotations
-
 import math
 
 import equinox as eqx
@@ -41,18 +39,15 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ..grids import Grid
+from .. import autodiff
 from ._base import (
     AbstractSemiLinearPDE,
-    as_time,
-    check_point,
+    check_space_time,
     dealias_mask,
-    laplacian,
     odd_wavenumbers,
     require_grid,
     require_nonnegative,
     require_positive,
-    space_derivative,
-    time_derivative,
     wavenumber_norm_squared,
 )
 
@@ -168,25 +163,22 @@ class NavierStokes2D(AbstractSemiLinearPDE):
 
     # ---- pointwise ---------------------------------------------------------------------------
 
-    def residual(self, u_fn, x, t):
+    def residual(self, u_fn, x, t=None, args=None):
         r"""$\omega_t + \psi_y\omega_x - \psi_x\omega_y - \nu\Delta\omega + \alpha\omega - f$ for the
         stream function ``u_fn`` $=\psi(x, t)$, with $\omega = -\Delta\psi$."""
-        x = check_point("NavierStokes2D.residual", x, 2)
-        t = as_time(t, x)
-        lap_psi = laplacian(u_fn, 2)
+        x, t = check_space_time("NavierStokes2D.residual", x, t, 2)
+        lap_psi = autodiff.laplacian(u_fn)
 
         def omega_fn(xx, tt):
             return -lap_psi(xx, tt)
 
-        psi_x = space_derivative(u_fn, 0)(x, t)
-        psi_y = space_derivative(u_fn, 1)(x, t)
-        omega_x = space_derivative(omega_fn, 0)(x, t)
-        omega_y = space_derivative(omega_fn, 1)(x, t)
+        psi_x, psi_y = autodiff.gradient(u_fn)(x, t)
+        omega_x, omega_y = autodiff.gradient(omega_fn)(x, t)
         omega = omega_fn(x, t)
-        diffusion = self.viscosity * laplacian(omega_fn, 2)(x, t)
+        diffusion = self.viscosity * autodiff.laplacian(omega_fn)(x, t)
         forcing = self.forcing_term(x)
         return (
-            time_derivative(omega_fn)(x, t)
+            autodiff.time_derivative(omega_fn)(x, t)
             + psi_y * omega_x
             - psi_x * omega_y
             - diffusion
@@ -210,8 +202,7 @@ class NavierStokes2D(AbstractSemiLinearPDE):
 
     def exact_solution(self, x, t):
         """Taylor–Green decay (no forcing) or the laminar forced flow from rest; see the module docstring."""
-        x = check_point("NavierStokes2D.exact_solution", x, 2)
-        t = as_time(t, x)
+        x, t = check_space_time("NavierStokes2D.exact_solution", x, t, 2)
         k2, rate = self._exact_decay()
         if self.forcing == "none":
             lx, ly = self.grid.lengths
