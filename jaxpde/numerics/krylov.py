@@ -33,9 +33,9 @@ inside `jax.vmap`, where one bad sample stops early and the others run on. (2) A
 right-hand side or initial guess is reported as `lineax.RESULTS.nonfinite_input`, a non-finite
 value met during the iteration (a NaN in the operator, an overflow) as
 `lineax.RESULTS.breakdown`; neither is ever "successful". (3) Norms do not overflow: the
-iteration runs on ``b / s`` with ``s`` the power of two nearest ``max |b_i|`` (an exact
-scaling, so iterates are bitwise those of the unscaled problem whenever that one does not
-overflow), and ``‖·‖₂`` outside the loop is computed as ``m ‖x / m‖₂`` with ``m = max |x_i|``.
+iteration runs on ``b / s`` with ``s = 2^k ≤ max |b_i| < 2s`` (an exact scaling, so iterates
+are bitwise those of the unscaled problem whenever that one does not overflow), and ``‖·‖₂``
+outside the loop is computed as ``s ‖x / s‖₂`` in the same way.
 (4) Solver state is a pytree of arrays with its flags static, so `init` can be jitted and the
 state carried through `jax.lax` loops and `custom_jvp`; every solver runs under
 ``jax.numpy_dtype_promotion("strict")`` and on complex (Hermitian) systems.
@@ -81,28 +81,37 @@ def _max_abs(x: PyTree[Array]) -> Scalar:
     return jnp.max(jnp.stack([jnp.max(jnp.abs(a), initial=0) for a in jtu.tree_leaves(x)]))
 
 
+def _scale_exponent(x: PyTree[Array]) -> Array:
+    """The integer ``k`` with ``2^k ≤ max |x_i| < 2^(k+1)`` (``0`` for a zero or non-finite ``x``),
+    so that ``|x_i| / 2^k < 2``: ``2^k`` itself never overflows, even next to the largest float."""
+    m = _max_abs(x)
+    usable = (m > 0) & jnp.isfinite(m)
+    _, exponent = jnp.frexp(jnp.where(usable, m, jnp.ones_like(m)))  # m = f·2^e, f ∈ [1/2, 1)
+    return jnp.where(usable, exponent - 1, jnp.zeros_like(exponent))
+
+
+def _times_power_of_two(x: PyTree[Array], k: Array) -> PyTree[Array]:
+    """``x · 2^k``, exact in binary floating point (up to over/underflow of the result).
+
+    Applied as two factors ``2^⌊k/2⌋ · 2^(k-⌊k/2⌋)``, each far from the ends of the exponent
+    range: one factor ``2^k`` (or a division by ``2^-k``, which XLA turns into a product with the
+    reciprocal) would be subnormal for ``|k|`` near the largest exponent, and XLA on CPU flushes
+    subnormals to zero."""
+    half = k // 2
+    rest = k - half
+
+    def scale(a):
+        unit = jnp.ones((), jnp.finfo(a.dtype).dtype)
+        return a * jnp.ldexp(unit, half).astype(a.dtype) * jnp.ldexp(unit, rest).astype(a.dtype)
+
+    return jtu.tree_map(scale, x)
+
+
 def _safe_norm(x: PyTree[Array]) -> Scalar:
-    """``‖x‖₂ = m ‖x / m‖₂`` with ``m = max |x_i|``: no overflow of ``Σ |x_i|²`` (float32 overflows
-    at ``|x_i| ≈ 1.8·10¹⁹``), no underflow for tiny ``x``; NaN/Inf propagate."""
-    m = _max_abs(x)
-    usable = (m > 0) & jnp.isfinite(m)
-    divisor = jnp.where(usable, m, jnp.ones_like(m))
-    return jnp.where(usable, m * _norm(_scale(x, 1 / divisor)), _norm(x))
-
-
-def _power_of_two_scale(x: PyTree[Array]) -> Scalar:
-    """The power of two nearest above ``max |x_i|`` (``1`` for a zero or non-finite ``x``).
-
-    Dividing by a power of two is exact in binary floating point, so the scaled problem has
-    bitwise the iterates of the unscaled one, up to underflow."""
-    m = _max_abs(x)
-    usable = (m > 0) & jnp.isfinite(m)
-    _, exponent = jnp.frexp(jnp.where(usable, m, jnp.ones_like(m)))
-    return jnp.where(usable, jnp.ldexp(jnp.ones_like(m), exponent), jnp.ones_like(m))
-
-
-def _scale(x: PyTree[Array], factor: Scalar) -> PyTree[Array]:
-    return jtu.tree_map(lambda a: a * factor.astype(a.dtype), x)
+    """``‖x‖₂ = 2^k ‖x / 2^k‖₂`` with ``2^k ≈ max |x_i|``: no overflow of ``Σ |x_i|²`` (float32
+    overflows at ``|x_i| ≈ 1.8·10¹⁹``), no underflow for tiny ``x``; NaN/Inf propagate."""
+    k = _scale_exponent(x)
+    return _times_power_of_two(_norm(_times_power_of_two(x, -k)), k)
 
 
 def _axpy(alpha: Scalar, x: PyTree[Array], y: PyTree[Array]) -> PyTree[Array]:
@@ -202,8 +211,8 @@ class ConjugateGradient(lx.AbstractLinearSolver):
     either: iteration counts equal scipy's.
 
     **Bad input** (module docstring): a NaN/Inf in ``b`` or ``y0`` returns at once with
-    `lineax.RESULTS.nonfinite_input`; a non-finite value met later (a NaN in the operator) with
-    `lineax.RESULTS.breakdown`; at most ``max_steps`` iterations run in every case; the loop
+    `lineax.RESULTS.nonfinite_input`; a non-finite value met later (a NaN in the operator, a
+    solution too large for the dtype) with `lineax.RESULTS.breakdown`; at most ``max_steps`` iterations run in every case; the loop
     works on ``b`` scaled by a power of two, so ``‖b‖²`` cannot overflow.
 
     **Differences from lineax a lineax user should know.** ``rtol = atol = 0`` means "to working
@@ -314,13 +323,13 @@ class ConjugateGradient(lx.AbstractLinearSolver):
         max_steps = max(1, 10 * _size(operator.in_structure())) if self.max_steps is None else self.max_steps
         to_working_precision = self.rtol == 0 and self.atol == 0
         finite_input = _all_finite(vector) & _all_finite(y0)
-        # The loop solves A (y/s) = b/s: an exact power-of-two scaling that keeps ‖b/s‖² ≤ n, so no
-        # dot product of residual-sized vectors overflows however large b is.
-        s = _power_of_two_scale(vector)
-        vector = _scale(vector, 1 / s)
-        y0 = _scale(y0, 1 / s)
+        # The loop solves A (y/s) = b/s with s = 2^k ≈ max |b_i|: an exact scaling that keeps
+        # ‖b/s‖² < 4n, so no dot product of residual-sized vectors overflows however large b is.
+        k = _scale_exponent(vector)
+        vector = _times_power_of_two(vector, -k)
+        y0 = _times_power_of_two(y0, -k)
         rhs_norm = _norm(vector)
-        tol = jnp.maximum(self.atol / s, self.rtol * rhs_norm)
+        tol = jnp.maximum(_times_power_of_two(jnp.asarray(self.atol, rhs_norm.dtype), -k), self.rtol * rhs_norm)
 
         def cg_steps(y, r, p, gamma, r_norm, step, reference):
             """Up to `check_every` PCG steps; stop early at ‖r‖ ≤ tol (recursive), breakdown,
@@ -408,12 +417,15 @@ class ConjugateGradient(lx.AbstractLinearSolver):
         carry = (y0, r0, p0, gamma0, r_norm0, zero, inf, zero, false, zero, r_norm0, zero, status0)
         carry = jax.lax.while_loop(outer_cond, outer_body, carry)
         y, steps, replacements, true_norm, status = carry[0], carry[5], carry[9], carry[10], carry[12]
-        y = _scale(y, s)
+        y = _times_power_of_two(y, k)
+        # The scaled problem may converge to a solution that does not fit the dtype once scaled
+        # back (e.g. |x| > 3.4e38 in float32): not a success.
+        status = jnp.where((status == _CONVERGED) & ~_all_finite(y), _BREAKDOWN, status)
         stats = {
             "num_steps": steps,
             "num_replacements": replacements,
-            "residual_norm": true_norm * s,
-            "rhs_norm": rhs_norm * s,
+            "residual_norm": _times_power_of_two(true_norm, k),
+            "rhs_norm": _times_power_of_two(rhs_norm, k),
             "max_steps": max_steps,
         }
         return y, _to_results(status), stats
@@ -526,10 +538,11 @@ class MixedPrecisionRefinement(lx.AbstractLinearSolver):
 
     .. math::
 
-        x_0 = 0,\quad r_j = b - A x_j,\quad A_{lo}\, d_j \approx r_j / \lVert r_j\rVert \ \text{(inner solver, low precision)},\quad
-        x_{j+1} = x_j + \lVert r_j\rVert\, d_j,
+        x_0 = 0,\quad r_j = b - A x_j,\quad A_{lo}\, d_j \approx r_j / s_j \ \text{(inner solver, low precision)},\quad
+        x_{j+1} = x_j + s_j\, d_j,
 
-    until ``‖r_j‖₂ ≤ max(rtol ‖b‖₂, atol)``. Each sweep reduces the residual by about the inner
+    with ``s_j`` the power of two just below ``max_i |(r_j)_i|`` (an exact scaling that keeps the
+    low-precision right-hand side in range), until ``‖r_j‖₂ ≤ max(rtol ‖b‖₂, atol)``. Each sweep reduces the residual by about the inner
     solver's accuracy, so a float32 CG to ``1e-2`` reaches ``1e-6`` in three or four sweeps —
     below the float32 floor of a single solve (module docstring). The mat-vecs of the inner
     solve, where the time goes, run in the low precision; only one high-precision mat-vec per
@@ -600,10 +613,15 @@ class MixedPrecisionRefinement(lx.AbstractLinearSolver):
 
         def body(carry):
             y, r, r_norm, sweeps, steps, _ = carry
-            # r/‖r‖ has entries ≤ 1, so the cast to the low precision cannot overflow.
-            scaled = jtu.tree_map(lambda x: (x / r_norm.astype(x.dtype)).astype(_low_of(x.dtype, self.low_dtype)), r)
+            # The correction solves A_lo d = r / 2^k with 2^k ≤ max |r_i| < 2^(k+1): entries below 2,
+            # so the cast to the low precision cannot overflow, and the exact power-of-two scaling
+            # cannot flush to zero (a division by ‖r‖ near the largest float would: XLA turns it
+            # into a product with a subnormal reciprocal).
+            k = _scale_exponent(r)
+            scaled = jtu.tree_map(lambda x: x.astype(_low_of(x.dtype, self.low_dtype)), _times_power_of_two(r, -k))
             d, _, stats = self.inner.compute(inner_state, scaled, inner_options)
-            y = jtu.tree_map(lambda a, b: a + r_norm.astype(a.dtype) * b.astype(a.dtype), y, d)
+            d = _times_power_of_two(jtu.tree_map(lambda a, b: b.astype(a.dtype), y, d), k)
+            y = jtu.tree_map(jnp.add, y, d)
             r = _sub(vector, operator.mv(y))
             new_norm = _safe_norm(r)
             steps = steps + jnp.asarray(stats.get("num_steps", 0)).astype(steps.dtype)

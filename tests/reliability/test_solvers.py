@@ -71,6 +71,10 @@ def _catalogue(dtype):
         ("inf_in_operator", matrix.at[0, 2].set(inf).at[2, 0].set(inf), b, zero, FAILED),
         # ‖b‖² overflows (|b_i| ≫ sqrt(max)), the system is perfectly solvable.
         ("huge_b", matrix, b * (0.02 * big / N), zero, OK),
+        ("b_next_to_the_largest_float", 10 * matrix, b.at[N - 1].set(0.9 * big), zero, OK),
+        # ‖b‖² underflows; b and the solution stay normal numbers (XLA on CPU flushes
+        # subnormals to zero, so a subnormal solution could not be represented).
+        ("tiny_b", matrix, b * jnp.finfo(dtype).smallest_normal * 2.0**12, zero, OK),
         # The solution exceeds the largest float: no finite answer exists.
         ("overflowing_solution", 1e-2 * matrix, b * (0.1 * big / N), zero, FAILED),
         # A y0 overflows; the solver may fail, but must not return garbage as success.
