@@ -34,7 +34,8 @@ three ways (``method=``), all exact, differing in cost:
 The default is chosen by ``benchmarks/autodiff_laplacian.py`` (the Laplacian of a tanh MLP,
 width 128, 3 hidden layers, 4096 points, float32, on 2 shared CPU cores; results in
 ``benchmarks/results/autodiff_laplacian.json``): nested forward mode is the fastest at
-d = 2, 5 and 10, and it works for every differentiable function. For very high dimensions,
+d = 2, 5 and 10 — forward-over-reverse takes 1.16–1.21× as long and Taylor mode 1.47–1.58×
+(medians of 21 interleaved rounds) — and it works for every differentiable function. For very high dimensions,
 randomised estimators of the trace (the Stochastic Taylor Derivative Estimator, Shi et al.,
 NeurIPS 2024) sample a few directions instead of all $d$.
 """
