@@ -213,27 +213,25 @@ def test_bad_inputs_raise_clear_errors():
         phi_functions(jnp.zeros(3), 4)
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_non_finite_initial_state_is_refused_eagerly_and_under_jit(bad):
+def test_non_finite_initial_state_is_refused_eagerly_and_under_jit():
     # Used to integrate silently into an all-NaN solution.
     pde = Burgers(Grid(32), viscosity=0.1)
-    u0 = jnp.sin(2 * jnp.pi * jnp.arange(32) / 32).at[5].set(bad)
-    with pytest.raises(ValueError, match=r"solve: `u0` must be finite everywhere.*1 of 32 values"):
-        etdrk.solve(pde, u0, 0.1, 0.01)
-    with pytest.raises(ValueError, match=r"rollout: `u0` must be finite everywhere"):
-        etdrk.rollout(pde, u0, 0.01, 3)
-    # Under jit (and with a diffrax IMEX solver) the same check is an equinox runtime error...
+    smooth = jnp.sin(2 * jnp.pi * jnp.arange(32) / 32)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"solve: `u0` must be finite everywhere.*1 of 32 values"):
+            etdrk.solve(pde, smooth.at[5].set(bad), 0.1, 0.01)
+        with pytest.raises(ValueError, match=r"rollout: `u0` must be finite everywhere"):
+            etdrk.rollout(pde, smooth.at[5].set(bad), 0.01, 3)
+    # Under jit the same check is an equinox runtime error.
+    u0 = smooth.at[5].set(jnp.nan)
+    solve = jax.jit(lambda u: etdrk.solve(pde, u, 0.05, 0.01).ys[-1])
+    rollout = jax.jit(lambda u: etdrk.rollout(pde, u, 0.01, 5))
     with pytest.raises(Exception, match=r"solve: `u0` must be finite everywhere"):
-        jax.block_until_ready(jax.jit(lambda u: etdrk.solve(pde, u, 0.1, 0.01).ys)(u0))
+        jax.block_until_ready(solve(u0))
     with pytest.raises(Exception, match=r"rollout: `u0` must be finite everywhere"):
-        jax.block_until_ready(jax.jit(lambda u: etdrk.rollout(pde, u, 0.01, 3))(u0))
-    # ...while finite states still jit, vmap and differentiate through both drivers.
-    good = jnp.stack([jnp.cos(2 * jnp.pi * jnp.arange(32) / 32)] * 2)
-    solved = jax.jit(jax.vmap(lambda u: etdrk.solve(pde, u, 0.1, 0.01).ys[-1]))(good)
-    rolled = jax.jit(jax.vmap(lambda u: etdrk.rollout(pde, u, 0.01, 10)))(good)
-    np.testing.assert_allclose(solved, rolled, atol=1e-5)
-    grad = jax.grad(lambda u: jnp.sum(etdrk.rollout(pde, u, 0.01, 3) ** 2))(good[0])
-    assert np.all(np.isfinite(grad))
+        jax.block_until_ready(rollout(u0))
+    # The same compiled programs run a finite state as before (vmap and grad: tests above).
+    np.testing.assert_allclose(solve(smooth), rollout(smooth), atol=1e-5)
 
 
 def test_time_integration_is_one_module_reexported_by_etdrk():
@@ -243,10 +241,10 @@ def test_time_integration_is_one_module_reexported_by_etdrk():
     pde = Burgers(Grid(32), viscosity=0.1)
     u0 = jnp.sin(2 * jnp.pi * jnp.arange(32) / 32)
     frames = time_integration.trajectory(pde, u0, 0.01, 2, 3, ETDRK4(), burn_in_steps=4)
-    # Frame k is the state after 4 + 2k steps: compare with diffrax's solve on the same step grid.
-    for k in range(4):
-        expected = etdrk.solve(pde, u0, 0.01 * (4 + 2 * k), 0.01).ys[-1]
-        np.testing.assert_allclose(frames[k], expected, atol=1e-5)
+    # Frame k is the state after 4 + 2k steps: diffrax's solve saving on the same step grid.
+    ts = jnp.asarray([0.04, 0.06, 0.08, 0.10])
+    expected = etdrk.solve(pde, u0, 0.1, 0.01, saveat=diffrax.SaveAt(ts=ts)).ys
+    np.testing.assert_allclose(frames, expected, atol=1e-5)
     with pytest.raises(ValueError, match="burn_in_steps"):
         time_integration.trajectory(pde, u0, 0.01, 2, 3, ETDRK4(), burn_in_steps=-1)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):

@@ -131,7 +131,10 @@ _RNG = random.Random(13)
 KILL_POINTS = [(0, _RNG.uniform(0.0, 0.5))] + [(_RNG.randint(1, NUM_CHUNKS - 1), _RNG.uniform(0.0, 0.05)) for _ in range(2)]
 
 
-@pytest.mark.parametrize("saves, delay", KILL_POINTS)
+@pytest.mark.parametrize(
+    "saves, delay",
+    [pytest.param(*point, marks=pytest.mark.slow) if i == 2 else point for i, point in enumerate(KILL_POINTS)],
+)
 def test_kill_9_during_generation_then_resume_is_bit_identical(tmp_path, fault_free, saves, delay):
     _kill_after(tmp_path, saves, delay)
     entry = cache_entry(CONFIG, tmp_path)
