@@ -79,6 +79,15 @@ class CheckpointStore:
         """Block until every asynchronous save has been committed."""
         self._manager.wait_until_finished()
 
+    def metadata(self, step: int) -> dict | None:
+        """The JSON metadata of checkpoint `step` alone (no arrays read), or ``None`` if unreadable."""
+        try:
+            restored = self._manager.restore(int(step), args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+            return dict(restored["meta"])
+        except Exception as error:  # a damaged checkpoint: the caller falls back to another
+            logger.warning("cannot read the metadata of checkpoint %s in %s: %s", step, self.directory, error)
+            return None
+
     def restore(self, step: int, template: list) -> tuple[list, dict]:
         """Load checkpoint `step` onto the shapes, dtypes and shardings of `template`.
 

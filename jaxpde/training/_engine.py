@@ -1,32 +1,43 @@
 """The one training loop of jaxpde.
 
 ``fit(model, optimiser, loss_fn, data, steps=..., key=...)`` minimises
-``loss_fn(model, batch, key)`` with an optax optimiser, one compiled step per update. Every
-family that trains something (PINNs, neural operators, learned preconditioners, samplers)
-uses it, so they all get the same guarantees:
+``loss_fn(model, batch, key)`` with an optax optimiser (or any `AbstractTrainStep`), one
+compiled step per update. Every family that trains something (PINNs, neural operators,
+learned preconditioners, samplers) uses it, so they all get the same guarantees:
 
-* **exact resume** — the state of step ``s`` (model, optimiser state, step counter, seed, data
-  position) is a pure function of the seed and ``s``: the key of step ``s`` is
-  ``fold_in(key, s)`` and the batch of step ``s`` is fixed by the data source (see
-  `jaxpde.training.ArrayLoader`). A run killed at any point and resumed from its newest good
-  checkpoint ends with bit-identical parameters to an uninterrupted one;
-* **a non-finite guard** — inside the compiled step, an update whose loss, loss terms or
-  gradients are not finite is not applied; the state freezes at the last good values and the
-  host raises `NonFiniteError` naming the step and the term at the next log point. Nothing
-  after the last good checkpoint is written;
+* **exact resume** — the state of step ``s`` (model, optimiser state, extra state, EMA, step
+  counter, seed, data position) is a pure function of the seed and ``s``: the key of step
+  ``s`` is ``fold_in(key, s)`` and the batch of step ``s`` is fixed by the data source (see
+  `jaxpde.training.ArrayLoader`). A run killed at any point (``kill -9`` included) and resumed
+  from its newest good checkpoint ends with bit-identical parameters to an uninterrupted one;
+* **a non-finite guard** — inside the compiled step, an update whose loss, loss terms,
+  gradients, optimiser update, new parameters or new extra state are not all finite is not
+  kept; the state freezes at the last good values and the host raises `NonFiniteError`
+  naming the step and the culprit at the next log point. Nothing after the last good
+  checkpoint is written, so "the last good checkpoint" is good;
+* **one run per folder** — checkpoints carry the run's identity (`run_config`, data source,
+  model and optimiser structure, seed); resuming a folder with a different run raises
+  `RunMismatchError` (only a larger `steps` continues, extending the run), and an exclusive
+  lock (`run_lock`) stops a second process writing the same folder;
 * **data parallelism** — with more than one device, the batch is split over a one-axis mesh
   and the parameters are replicated; the compiler inserts the gradient all-reduce;
-* **progress and metrics** — a tqdm bar with step, loss, steps/s and ETA, and one JSON line
-  per log point in ``out_dir/metrics.jsonl``;
+* **progress, metrics, callbacks** — a tqdm bar, one JSON line per log point in
+  ``out_dir/metrics.jsonl``, and callbacks (validation, early stopping) at the log points;
 * **checkpoints** — orbax, asynchronous, atomic, with a fingerprint and a retention policy
   (`jaxpde.training.CheckpointStore`).
+
+`fit` is assembled from small pieces: `_build` (the state and the compiled step),
+`_resume` (the identity check and the restore), `_loop` (the steps) and `_log_point` (the
+record, the guard's report, the callbacks).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +49,24 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, UInt
 from tqdm.auto import tqdm
 
+from ._callbacks import LogPoint
 from ._checkpoints import CheckpointStore
 from ._feeds import make_feed
+from ._identity import RunMismatchError, differences, run_identity
+from ._lock import run_lock
 from ._metrics_log import MetricsLog
 from ._sharding import DataParallel
+from ._steps import AbstractTrainStep, OptaxStep
+
+logger = logging.getLogger(__name__)
 
 PyTree = Any
-LossFn = Callable[[eqx.Module, PyTree, PRNGKeyArray], Any]
+LossFn = Callable[..., Any]
 
 
 class NonFiniteError(FloatingPointError):
-    """Training produced a NaN or Inf; the message names the step and the offending term."""
+    """Training produced a NaN or Inf; the message names the step and the offending term
+    (a loss term, the loss, the gradient, the update, the parameters or the extra state)."""
 
     def __init__(self, step: int, term: str, values: dict[str, float], last_checkpoint: int | None):
         self.step, self.term, self.values, self.last_checkpoint = step, term, values, last_checkpoint
@@ -65,31 +83,42 @@ class TrainState(eqx.Module):
     """Everything that changes from step to step. ``step`` counts the updates applied so far."""
 
     params: PyTree
-    opt_state: optax.OptState
+    opt_state: PyTree
+    extra: PyTree
+    ema: PyTree  # average of the floating-point arrays of `params`; None without EMA
     step: Int[Array, ""]
     key: UInt[Array, "..."]
     # The guard: -1 while healthy; else the step count at which a non-finite value appeared,
-    # which term it was (index into the loss terms; one past the end means the gradients) and
-    # the term values of that step.
+    # its index in the step's culprit labels, and the logged values of that step.
     bad_step: Int[Array, ""]
     bad_term: Int[Array, ""]
     bad_values: Float[Array, " terms"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainResult:
-    """What `fit` returns."""
+    """What `fit` returns.
+
+    - `model`, `opt_state`, `extra`: the final state; `ema_model` the model with its
+      parameters replaced by their exponential moving average (``None`` without EMA).
+    - `step`: updates applied; `history`: the metric records logged by this call.
+    - `resumed_from`: the checkpoint step this call started from (``None`` for a fresh run).
+    - `stop_reason`: why a callback ended training early (``None`` if it ran to `steps`).
+    """
 
     model: eqx.Module
-    opt_state: optax.OptState
+    opt_state: PyTree
     step: int
-    history: list[dict] = field(default_factory=list)
+    history: tuple[dict, ...] = ()
     resumed_from: int | None = None
+    ema_model: eqx.Module | None = None
+    extra: PyTree = None
+    stop_reason: str | None = None
 
 
 def fit(
     model: eqx.Module,
-    optimiser: optax.GradientTransformation,
+    optimiser: optax.GradientTransformation | AbstractTrainStep,
     loss_fn: LossFn,
     data,
     *,
@@ -103,189 +132,221 @@ def fit(
     devices: int | Sequence[jax.Device] | None = None,
     resume: bool = True,
     asynchronous_checkpoints: bool = True,
+    extra: PyTree = None,
+    ema_decay: float | None = None,
+    callbacks: Sequence[Callable[[LogPoint], Any]] = (),
+    run_config: dict | None = None,
 ) -> TrainResult:
     """Train `model` for `steps` updates of `optimiser` on ``loss_fn(model, batch, key)``.
 
     **Arguments:**
 
     - `model`: an equinox module; its inexact (floating) arrays are trained.
-    - `optimiser`: any `optax.GradientTransformation`.
+    - `optimiser`: any `optax.GradientTransformation` (an `optax.lbfgs` gets the loss for its
+      line search), or an `AbstractTrainStep` for an update that is not an optax transform of a
+      gradient (see `jaxpde.training.AbstractTrainStep` for the contract).
     - `loss_fn`: ``loss_fn(model, batch, key)`` returning either a scalar or
-      ``(scalar, {name: scalar})`` — the named terms are logged and checked for NaNs.
+      ``(scalar, {name: scalar})`` — the named terms are logged and checked for NaNs. With
+      `extra`, ``loss_fn(model, batch, key, extra) -> (scalar, {name: scalar}, new_extra)``.
     - `data`: a sampler function ``key -> batch`` (run inside the compiled step), an
       `ArrayLoader`, or an iterable of batches. See `jaxpde.training.ArrayLoader`.
     - `steps`: total number of updates, counted from the start of the run (a resumed run does
-      the remaining ones).
+      the remaining ones; a larger value than the checkpoints were written with extends the run).
     - `key`: the run's PRNG key; the key of step ``s`` is ``fold_in(key, s)``.
     - `out_dir`: where ``metrics.jsonl`` and ``checkpoints/`` go; ``None`` keeps nothing on disk.
-      If it already holds checkpoints the run resumes from the newest good one (unless
-      ``resume=False``, which then refuses to overwrite them).
+      If it already holds checkpoints of the same run, the run resumes from the newest good one
+      (unless ``resume=False``, which then refuses to overwrite them). The folder is locked
+      against other processes for the duration (`run_lock`).
     - `checkpoint_every`, `keep_checkpoints`: checkpoint period (in steps; the final step is
       always saved) and how many to keep.
-    - `log_every`: period of the metrics line, the progress-bar refresh and the NaN check.
+    - `log_every`: period of the metrics line, the progress-bar refresh, the NaN report and the
+      callbacks.
     - `progress`: show the progress bar.
     - `devices`: ``None`` for every device of the job, an int for the first that many, or a
       sequence of devices. With more than one, training is data parallel.
+    - `extra`: initial extra state, a pytree of arrays updated by the step through `loss_fn`
+      (loss-weight averages, adaptive collocation points, a replay buffer). It is checkpointed,
+      restored and checked for NaNs like the parameters (so keep it finite: masks, not NaN or
+      Inf sentinels); it is not differentiated.
+    - `ema_decay`: keep ``ema ← d·ema + (1 − d)·θ`` of the trained arrays after every kept
+      update, starting from the initial model (`TrainResult.ema_model`). ``0 < d < 1``.
+    - `callbacks`: callables ``callback(point: LogPoint) -> {name: value} | None`` run at every
+      log point (see `jaxpde.training.Evaluate`, `jaxpde.training.EarlyStopping`).
+    - `run_config`: a JSON-serialisable dict identifying the run (an experiment's config);
+      compared on resume with the checkpoints' (a ``"steps"`` entry is ignored: `steps` follows
+      its own rule).
 
-    **Returns:** a `TrainResult` with the trained model and optimiser state, the final step and
-    the metric records logged by this call.
+    **Returns:** a `TrainResult`.
 
-    **Raises:** `NonFiniteError` when a loss term or gradient becomes NaN/Inf; `ValueError`
-    for bad arguments.
+    **Raises:** `NonFiniteError` when a loss term, gradient, update, parameter or extra state
+    becomes NaN/Inf; `RunMismatchError` when `out_dir` holds a different run; `RunLockedError`
+    when another process holds `out_dir`; `ValueError`/`TypeError` for bad arguments.
     """
-    _check_positive_int(steps, "steps", allow_zero=True)
-    _check_positive_int(checkpoint_every, "checkpoint_every")
-    _check_positive_int(log_every, "log_every")
-    if not isinstance(model, eqx.Module):
-        raise TypeError(f"fit: `model` must be an equinox.Module, got {type(model).__name__}.")
-    if not hasattr(optimiser, "init") or not hasattr(optimiser, "update"):
-        raise TypeError(f"fit: `optimiser` must be an optax.GradientTransformation, got {type(optimiser).__name__}.")
+    _check_arguments(model, optimiser, steps, checkpoint_every, log_every, ema_decay, callbacks)
+    run = _build(model, optimiser, loss_fn, data, key, devices, extra, ema_decay)
+    identity = run.identity(run_config)
+    with contextlib.ExitStack() as stack:
+        state, start, resumed_from, stop_reason, store, log = run.state, 0, None, None, None, None
+        if out_dir is not None:
+            out_dir = Path(stack.enter_context(run_lock(out_dir)))
+            store = CheckpointStore(out_dir / "checkpoints", keep=keep_checkpoints, asynchronous=asynchronous_checkpoints)
+            stack.callback(store.close)
+            if store.steps():
+                if not resume:
+                    raise ValueError(
+                        f"fit: {out_dir} already holds checkpoints {store.steps()}; pass resume=True to continue "
+                        "that run or choose another `out_dir`."
+                    )
+                state, start, stop_reason = _resume(store, state, identity, steps, out_dir)
+                resumed_from = start
+            log = MetricsLog(out_dir / "metrics.jsonl", resume_step=start)
+            stack.callback(log.close)
+        if start > steps:
+            raise ValueError(f"fit: the checkpoint in {out_dir} is at step {start}, beyond `steps`={steps}.")
+        loop = _Loop(run, store, log, identity, steps, checkpoint_every, log_every, callbacks, progress)
+        if stop_reason is None:
+            state, stop_reason = loop.train(state, start, resumed_from)
+    return run.result(state, tuple(loop.history), resumed_from, stop_reason)
 
+
+class _Run:
+    """The pieces of a run that do not change while it trains: the placement, the feed, the
+    compiled step, the initial state and the labels of the logged values."""
+
+    def __init__(self, model, update, full_loss, feed, placement, raw_key, extra, ema_decay):
+        self.feed, self.placement, self.ema_decay = feed, placement, ema_decay
+        params, self.static = eqx.partition(model, eqx.is_array)
+        self.model_type = type(model).__name__
+        opt_state = update.init(model)
+        # One abstract trace of the step learns the loss terms and the step's named checks.
+        example = feed.example_inputs()
+        wrapped = jax.random.wrap_key_data(raw_key)
+        self.example_batch = jax.eval_shape(feed.batch, example, jnp.zeros((), jnp.int32), wrapped)
+        placement.check_batch(self.example_batch)
+        loss, terms, _ = eqx.filter_eval_shape(full_loss, model, self.example_batch, wrapped, extra)
+        for name, value in {"loss": loss, **terms}.items():
+            if value.shape != ():
+                raise ValueError(f"fit: loss term {name!r} must be a scalar, got shape {value.shape}.")
+        shape = eqx.filter_eval_shape(update, full_loss, model, opt_state, self.example_batch, wrapped, extra)
+        _check_step_output(shape, model, opt_state, extra)
+        self.names = ("loss", *shape.terms)
+        self.labels = (
+            *(f"loss term {name!r}" for name in shape.terms),
+            "loss",
+            *(shape.checks or {}),
+            "parameters",
+            "extra state",
+        )
+        ema = None if ema_decay is None else eqx.filter(params, eqx.is_inexact_array)
+        self.state = placement.put_replicated(
+            TrainState(
+                params=params,
+                opt_state=opt_state,
+                extra=extra,
+                ema=ema,
+                step=jnp.zeros((), jnp.int32),
+                key=raw_key,
+                bad_step=jnp.full((), -1, jnp.int32),
+                bad_term=jnp.full((), -1, jnp.int32),
+                bad_values=jnp.zeros(len(self.names), jnp.float32),
+            )
+        )
+        self.step = make_train_step(self.static, update, full_loss, feed, placement, self.names, ema_decay)
+
+    def identity(self, run_config):
+        state = self.state
+        return run_identity(
+            run_config=run_config, data=self.feed.describe(), batch=self.example_batch, model=state.params,
+            model_type=self.model_type, opt_state=state.opt_state, extra=state.extra, ema_decay=self.ema_decay,
+            key=state.key,
+        )
+
+    def model(self, state: TrainState) -> eqx.Module:
+        return eqx.combine(state.params, self.static)
+
+    def ema_model(self, state: TrainState) -> eqx.Module | None:
+        if state.ema is None:
+            return None
+        return eqx.combine(state.ema, eqx.filter(state.params, eqx.is_inexact_array, inverse=True), self.static)
+
+    def result(self, state, history, resumed_from, stop_reason) -> TrainResult:
+        return TrainResult(
+            model=self.model(state), opt_state=state.opt_state, step=int(state.step), history=history,
+            resumed_from=resumed_from, ema_model=self.ema_model(state), extra=state.extra, stop_reason=stop_reason,
+        )
+
+
+def _build(model, optimiser, loss_fn, data, key, devices, extra, ema_decay) -> _Run:
+    """State construction: everything `fit` needs before it looks at the run folder."""
     placement = DataParallel(_select_devices(devices))
     feed = make_feed(data, placement.put_replicated, placement.put_batch)
-    raw_key = _raw_key(key)
-    params, static = eqx.partition(model, eqx.is_array)
+    update = optimiser if isinstance(optimiser, AbstractTrainStep) else OptaxStep(optimiser)
+    with_extra = extra is not None
 
-    def full_loss(model, batch, key):
-        out = loss_fn(model, batch, key)
-        loss, terms = out if isinstance(out, tuple) else (out, {})
-        return loss, dict(terms)
+    def full_loss(model, batch, key, extra):
+        # fit's normal form of the loss: (loss, {name: term}, new_extra).
+        if with_extra:
+            out = loss_fn(model, batch, key, extra)
+            if not (isinstance(out, tuple) and len(out) == 3):
+                raise TypeError("fit: with `extra`, `loss_fn` must return (loss, {name: term}, new_extra).")
+            loss, terms, new_extra = out
+        else:
+            out = loss_fn(model, batch, key)
+            (loss, terms), new_extra = (out if isinstance(out, tuple) else (out, {})), None
+        return loss, dict(terms), new_extra
 
-    # Trace the loss once, abstractly, to learn its term names (fixes the logged columns).
-    example = feed.example_inputs()
-    example_batch = jax.eval_shape(feed.batch, example, jnp.zeros((), jnp.int32), jax.random.wrap_key_data(raw_key))
-    placement.check_batch(example_batch)
-    loss_shape, term_shapes = eqx.filter_eval_shape(full_loss, model, example_batch, jax.random.wrap_key_data(raw_key))
-    for name, shape in {"loss": loss_shape, **term_shapes}.items():
-        if shape.shape != ():
-            raise ValueError(f"fit: loss term {name!r} must be a scalar, got shape {shape.shape}.")
-    names = ("loss", *term_shapes)
-
-    state = placement.put_replicated(
-        TrainState(
-            params=params,
-            opt_state=optimiser.init(eqx.filter(model, eqx.is_inexact_array)),
-            step=jnp.zeros((), jnp.int32),
-            key=raw_key,
-            bad_step=jnp.full((), -1, jnp.int32),
-            bad_term=jnp.full((), -1, jnp.int32),
-            bad_values=jnp.zeros(len(names), jnp.float32),
-        )
-    )
-
-    train_step = make_train_step(static, optimiser, full_loss, feed, placement, names)
-
-    store = None
-    log = None
-    start = 0
-    resumed_from = None
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        store = CheckpointStore(out_dir / "checkpoints", keep=keep_checkpoints, asynchronous=asynchronous_checkpoints)
-        if store.steps():
-            if not resume:
-                raise ValueError(
-                    f"fit: {out_dir} already holds checkpoints {store.steps()}; pass resume=True to continue "
-                    "that run or choose another `out_dir`."
-                )
-            state, start = _restore(store, state)
-            resumed_from = start
-        log = MetricsLog(out_dir / "metrics.jsonl", resume_step=start)
-    if start > steps:
-        raise ValueError(f"fit: the checkpoint in {out_dir} is at step {start}, beyond `steps`={steps}.")
-    feed.start(start)
-
-    history: list[dict] = []
-    last_saved = start if resumed_from is not None else None
-    bar = tqdm(total=steps, initial=start, disable=not progress, unit="step", dynamic_ncols=True, mininterval=0.5)
-    clock, clock_step, started = time.perf_counter(), start, time.perf_counter()
-    try:
-        for step in range(start, steps):
-            state, values = train_step(state, feed.device_inputs(step))
-            done = step + 1
-            if done % log_every == 0 or done == steps:
-                bad_step, values = jax.device_get((state.bad_step, values))  # one sync per log point
-                if bad_step >= 0:
-                    _raise_if_bad(state, names, last_saved)
-                now = time.perf_counter()
-                record = {"step": done, **dict(zip(names, map(float, values)))}
-                record["steps_per_s"] = (done - clock_step) / max(now - clock, 1e-12)
-                record["wall_s"] = now - started
-                clock, clock_step = now, done
-                history.append(record)
-                if log is not None:
-                    log.write(record)
-                bar.set_postfix(loss=f"{record['loss']:.4g}", refresh=False)
-                bar.update(done - bar.n)
-            if store is not None and (done % checkpoint_every == 0 or done == steps):
-                _raise_if_bad(state, names, last_saved)
-                _save(store, state, done)
-                last_saved = done
-    except KeyboardInterrupt:
-        # Keep what was done: a resumed run picks up from here.
-        if store is not None and int(state.bad_step) < 0 and int(state.step) != last_saved:
-            _save(store, state, int(state.step))
-        raise
-    finally:
-        bar.close()
-        if store is not None:
-            store.close()
-        if log is not None:
-            log.close()
-
-    model = eqx.combine(state.params, static)
-    return TrainResult(model=model, opt_state=state.opt_state, step=int(state.step), history=history, resumed_from=resumed_from)
+    return _Run(model, update, full_loss, feed, placement, _raw_key(key), extra, ema_decay)
 
 
-def make_train_step(static, optimiser, loss_fn, feed, placement: DataParallel, names: tuple[str, ...]):
+def make_train_step(static, update: AbstractTrainStep, loss_fn, feed, placement: DataParallel, names, ema_decay=None):
     """The compiled step ``(state, inputs) -> (state, values)`` of `fit`.
 
-    ``loss_fn(model, batch, key) -> (loss, {name: term})``; ``values`` stacks the loss and the
-    terms in the order of `names`. The update is applied inside a `jax.lax.cond` on the
-    finiteness of every value and gradient, so a bad step costs nothing and changes nothing but
-    the guard fields.
+    ``loss_fn(model, batch, key, extra) -> (loss, {name: term}, new_extra)``; ``values``
+    stacks the loss and the terms in the order of `names`. The step computes the new model,
+    optimiser state, extra state and EMA, checks the loss, terms, the step's named checks, the
+    new parameters and the new extra state for finiteness, and keeps the new values only if all
+    are finite (an elementwise select, not a `lax.cond`: see `_keep_if`).
 
-    Every non-array part (the model's static fields, the optimiser, the loss) is closed over, so
+    Every non-array part (the model's static fields, the step, the loss) is closed over, so
     the state and inputs are pure array pytrees and plain `jax.jit` applies. That is what
     `eqx.filter_jit` would compile too, without its per-call partitioning of the arguments, which
     on small models costs as much as the step itself.
     """
-
-    def apply_update(params, opt_state, grads):
-        model = eqx.combine(params, static)
-        updates, opt_state = optimiser.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
-        return eqx.filter(eqx.apply_updates(model, updates), eqx.is_array), opt_state
-
-    def keep(params, opt_state, grads):
-        return params, opt_state
 
     @jax.jit
     def train_step(state: TrainState, inputs):
         step_key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
         data_key, loss_key = jax.random.split(step_key)
         batch = placement.constrain_batch(feed.batch(inputs, state.step, data_key))
-        model = eqx.combine(state.params, static)
-        (loss, terms), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model, batch, loss_key)
-        values = jnp.stack([loss, *(terms[name] for name in names[1:])]).astype(jnp.float32)
-        grads_finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-        finite = jnp.isfinite(values)
-        healthy = jnp.all(finite) & grads_finite & (state.bad_step < 0)
-        params, opt_state = jax.lax.cond(healthy, apply_update, keep, state.params, state.opt_state, grads)
-
+        out = update(loss_fn, eqx.combine(state.params, static), state.opt_state, batch, loss_key, state.extra)
+        values = jnp.stack([out.loss, *(out.terms[name] for name in names[1:])]).astype(jnp.float32)
+        params = eqx.filter(out.model, eqx.is_array)
+        # Finiteness of each culprit, in the order of the labels: named terms first (a bad term
+        # explains the total), then the loss, the step's checks, the parameters, the extra.
+        finite = jnp.stack(
+            [
+                *jnp.isfinite(values[1:]),
+                jnp.isfinite(values[0]),
+                *(_all_finite(tree) for tree in (out.checks or {}).values()),
+                _all_finite(params),
+                _all_finite(out.extra),
+            ]
+        )
+        healthy = jnp.all(finite) & (state.bad_step < 0)
+        ema = state.ema
+        if ema_decay is not None:
+            new = eqx.filter(params, eqx.is_inexact_array)
+            ema = jax.tree.map(lambda e, p: (ema_decay * e + (1 - ema_decay) * p).astype(e.dtype), ema, new)
         first_bad = ~healthy & (state.bad_step < 0)
-        # Name the culprit: a named term if one went bad (the total follows it), else the total,
-        # else the gradients.
-        bad_term = jnp.where(finite[0], len(names), 0)
-        if len(names) > 1:
-            bad_term = jnp.where(jnp.all(finite[1:]), bad_term, 1 + jnp.argmin(finite[1:]))
         new_state = TrainState(
-            params=params,
-            opt_state=opt_state,
+            params=_keep_if(healthy, params, state.params),
+            opt_state=_keep_if(healthy, out.opt_state, state.opt_state),
+            extra=_keep_if(healthy, out.extra, state.extra),
+            ema=_keep_if(healthy, ema, state.ema),
             step=state.step + healthy.astype(jnp.int32),
             key=state.key,
             bad_step=jnp.where(first_bad, state.step, state.bad_step),
-            bad_term=jnp.where(first_bad, bad_term, state.bad_term).astype(jnp.int32),
+            bad_term=jnp.where(first_bad, jnp.argmin(finite), state.bad_term).astype(jnp.int32),
             bad_values=jnp.where(first_bad, values, state.bad_values),
         )
         return new_state, values
@@ -293,16 +354,130 @@ def make_train_step(static, optimiser, loss_fn, feed, placement: DataParallel, n
     return train_step
 
 
+def _all_finite(tree) -> jax.Array:
+    flags = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree) if jnp.issubdtype(leaf.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(flags)) if flags else jnp.array(True)
+
+
+def _keep_if(healthy, new, old):
+    # An elementwise select rather than `lax.cond`: it fuses into the update's own loop, and it
+    # keeps control flow out of the step's program.
+    return jax.tree.map(lambda n, o: jnp.where(healthy, n, o), new, old)
+
+
+class _Loop:
+    """The steps of one `fit` call: log points, checkpoints, Ctrl-C."""
+
+    def __init__(self, run: _Run, store, log, identity, steps, checkpoint_every, log_every, callbacks, progress):
+        self.job, self.store, self.log, self.identity = run, store, log, identity
+        self.steps, self.checkpoint_every, self.log_every = steps, checkpoint_every, log_every
+        self.callbacks, self.progress = tuple(callbacks), progress
+        self.history: list[dict] = []
+        # The records before a resume, for callbacks that decide from the history.
+        self.earlier = list(log.kept) if log is not None else []
+        self.last_saved: int | None = None
+
+    def train(self, state: TrainState, start: int, resumed_from: int | None):
+        self.last_saved = resumed_from
+        job, steps = self.job, self.steps
+        feed, synchronous = job.feed, job.placement.synchronous_steps
+        feed.start(start)
+        bar = tqdm(total=steps, initial=start, disable=not self.progress, unit="step", dynamic_ncols=True, mininterval=0.5)
+        self.started = time.perf_counter()
+        self.clock, self.clock_step = self.started, start
+        stop_reason = None
+        try:
+            for step in range(start, steps):
+                state, values = job.step(state, feed.device_inputs(step))
+                if synchronous:
+                    jax.block_until_ready((state, values))  # see DataParallel.synchronous_steps
+                done = step + 1
+                if done % self.log_every == 0 or done == steps:
+                    stop_reason = self._log_point(state, values, done, bar)
+                if self.store is not None and (done % self.checkpoint_every == 0 or done == steps or stop_reason):
+                    self._raise_if_bad(state)
+                    self._save(state, done, stop_reason)
+                if stop_reason is not None:
+                    break
+        except KeyboardInterrupt:
+            # Keep what was done: a resumed run picks up from here.
+            if self.store is not None and int(state.bad_step) < 0 and int(state.step) != self.last_saved:
+                self._save(state, int(state.step), None)
+            raise
+        finally:
+            bar.close()
+        return state, stop_reason
+
+    def _log_point(self, state: TrainState, values, done: int, bar) -> str | None:
+        bad_step, values = jax.device_get((state.bad_step, values))  # one sync per log point
+        if bad_step >= 0:
+            self._raise_if_bad(state)
+        now = time.perf_counter()
+        record = {"step": done, **dict(zip(self.job.names, map(float, values)))}
+        record["steps_per_s"] = (done - self.clock_step) / max(now - self.clock, 1e-12)
+        record["wall_s"] = now - self.started
+        self.clock, self.clock_step = now, done
+        stop_reason = None
+        if self.callbacks:
+            point = LogPoint(
+                step=done, model=self.job.model(state), ema_model=self.job.ema_model(state), extra=state.extra,
+                record=record, history=tuple(self.earlier + self.history),
+            )
+            for callback in self.callbacks:
+                added = callback(point)
+                if added:
+                    record.update({name: float(value) for name, value in added.items()})
+            stop_reason = point.stop_reason
+            if stop_reason is not None:
+                record["stopped"] = stop_reason
+        self.history.append(record)
+        if self.log is not None:
+            self.log.write(record)
+        bar.set_postfix(loss=f"{record['loss']:.4g}", refresh=False)
+        bar.update(done - bar.n)
+        return stop_reason
+
+    def _save(self, state: TrainState, step: int, stop_reason: str | None) -> None:
+        metadata = {"data_position": step, "run": self.identity, "steps": self.steps, "stopped": stop_reason}
+        self.store.save(step, _checkpointed(state), metadata)
+        self.last_saved = step
+
+    def _raise_if_bad(self, state: TrainState) -> None:
+        bad_step = int(state.bad_step)
+        if bad_step < 0:
+            return
+        labels, names = self.job.labels, self.job.names
+        values = dict(zip(names, map(float, np.asarray(state.bad_values))))
+        raise NonFiniteError(bad_step + 1, labels[int(state.bad_term)], values, self.last_saved)
+
+
 def _checkpointed(state: TrainState) -> list:
     """The arrays a checkpoint holds: everything needed to continue, nothing derived."""
-    return jax.tree.leaves((state.params, state.opt_state, state.step, state.key))
+    return jax.tree.leaves((state.params, state.opt_state, state.extra, state.ema, state.step, state.key))
 
 
-def _save(store: CheckpointStore, state: TrainState, step: int) -> None:
-    store.save(step, _checkpointed(state), {"data_position": step})
+def _resume(store: CheckpointStore, state: TrainState, identity: dict, steps: int, out_dir) -> tuple:
+    """Check that `out_dir` holds this run, then restore its newest good checkpoint.
 
-
-def _restore(store: CheckpointStore, state: TrainState) -> tuple[TrainState, int]:
+    Returns ``(state, start step, stop reason)``; the stop reason is that of a run a callback
+    ended (a resumed call then returns at once).
+    """
+    for step in reversed(store.steps()):
+        metadata = store.metadata(step)
+        if metadata is None:
+            continue  # unreadable: restore_latest moves it aside
+        if "run" not in metadata:
+            logger.warning("fit: the checkpoints in %s predate run identities; resuming without checking them.", out_dir)
+            break
+        found = differences(metadata["run"], identity)
+        previous = metadata.get("steps")
+        if previous is not None and steps < previous:
+            found["steps"] = (previous, steps)
+        if found:
+            raise RunMismatchError(out_dir, found)
+        if previous is not None and steps > previous:
+            logger.warning("fit: extending the run in %s from %d to %d steps.", out_dir, previous, steps)
+        break
     found = store.restore_latest(_checkpointed(state))
     if found is None:
         raise RuntimeError(
@@ -310,20 +485,49 @@ def _restore(store: CheckpointStore, state: TrainState) -> tuple[TrainState, int
             "or written by a different model/optimiser). Delete them or choose another `out_dir`."
         )
     leaves, metadata = found
-    treedef = jax.tree.structure((state.params, state.opt_state, state.step, state.key))
-    params, opt_state, step, key = jax.tree.unflatten(treedef, leaves)
-    state = eqx.tree_at(lambda s: (s.params, s.opt_state, s.step, s.key), state, (params, opt_state, step, key))
-    return state, int(metadata["data_position"])
+    parts = (state.params, state.opt_state, state.extra, state.ema, state.step, state.key)
+    params, opt_state, extra, ema, step, key = jax.tree.unflatten(jax.tree.structure(parts), leaves)
+    state = eqx.tree_at(
+        lambda s: (s.params, s.opt_state, s.extra, s.ema, s.step, s.key),
+        state,
+        (params, opt_state, extra, ema, step, key),
+        is_leaf=lambda x: x is None,
+    )
+    return state, int(metadata["data_position"]), metadata.get("stopped")
 
 
-def _raise_if_bad(state: TrainState, names: tuple[str, ...], last_saved: int | None) -> None:
-    bad_step = int(state.bad_step)
-    if bad_step < 0:
-        return
-    index = int(state.bad_term)
-    term = "gradient" if index >= len(names) else "loss" if index == 0 else f"loss term {names[index]!r}"
-    values = dict(zip(names, map(float, np.asarray(state.bad_values))))
-    raise NonFiniteError(bad_step + 1, term, values, last_saved)
+def _check_step_output(shape, model, opt_state, extra) -> None:
+    for name, value in {"loss": shape.loss, **shape.terms}.items():
+        if value.shape != ():
+            raise ValueError(f"fit: the step's {name!r} must be a scalar, got shape {value.shape}.")
+
+    def abstract(tree):
+        tree = eqx.filter(eqx.filter_eval_shape(lambda t: t, tree), lambda x: isinstance(x, jax.ShapeDtypeStruct))
+        return jax.tree.structure(tree), [(leaf.shape, leaf.dtype) for leaf in jax.tree.leaves(tree)]
+
+    for what, old, new in (("model", model, shape.model), ("opt_state", opt_state, shape.opt_state), ("extra", extra, shape.extra)):
+        if abstract(old) != abstract(new):
+            raise ValueError(
+                f"fit: the step must return a {what} with the structure, shapes and dtypes it was given "
+                f"(a compiled step's state is fixed); got {abstract(new)} for {abstract(old)}."
+            )
+
+
+def _check_arguments(model, optimiser, steps, checkpoint_every, log_every, ema_decay, callbacks) -> None:
+    _check_positive_int(steps, "steps", allow_zero=True)
+    _check_positive_int(checkpoint_every, "checkpoint_every")
+    _check_positive_int(log_every, "log_every")
+    if not isinstance(model, eqx.Module):
+        raise TypeError(f"fit: `model` must be an equinox.Module, got {type(model).__name__}.")
+    if not isinstance(optimiser, AbstractTrainStep) and not (hasattr(optimiser, "init") and hasattr(optimiser, "update")):
+        raise TypeError(
+            "fit: `optimiser` must be an optax.GradientTransformation or a jaxpde.training.AbstractTrainStep, "
+            f"got {type(optimiser).__name__}."
+        )
+    if ema_decay is not None and not (isinstance(ema_decay, (float, int)) and 0.0 < ema_decay < 1.0):
+        raise ValueError(f"fit: `ema_decay` must be a number in (0, 1) or None, got {ema_decay!r}.")
+    if not all(callable(callback) for callback in callbacks):
+        raise TypeError(f"fit: every entry of `callbacks` must be callable(point), got {list(callbacks)!r}.")
 
 
 def _select_devices(devices):
@@ -350,4 +554,3 @@ def _check_positive_int(value, name: str, allow_zero: bool = False) -> None:
     if not ok:
         bound = ">= 0" if allow_zero else ">= 1"
         raise ValueError(f"fit: `{name}` must be an integer {bound}, got {value!r}.")
-

@@ -101,6 +101,10 @@ class Feed:
     def start(self, step: int) -> None:
         """Position the source so that the next `device_inputs` call is for `step`."""
 
+    def describe(self) -> dict:
+        """What identifies this source in a run's identity (beyond its batch shapes)."""
+        return {"type": type(self).__name__}
+
 
 class SamplerFeed(Feed):
     """A batch is ``sampler(key)``, computed on the device inside the step."""
@@ -110,6 +114,9 @@ class SamplerFeed(Feed):
 
     def device_inputs(self, step):
         return None
+
+    def describe(self):
+        return {"type": "sampler", "sampler": getattr(self.sampler, "__qualname__", type(self.sampler).__name__)}
 
     def batch(self, inputs, step, key):
         return self.sampler(key)
@@ -131,6 +138,13 @@ class ArrayFeed(Feed):
         if epoch != self._epoch:
             self._epoch, self._order = epoch, self._put(jnp.asarray(self.loader.epoch_order(epoch)))
         return (self.arrays, self._order)
+
+    def describe(self):
+        loader = self.loader
+        return {
+            "type": "ArrayLoader", "num_samples": loader.num_samples, "batch_size": loader.batch_size,
+            "shuffle": loader.shuffle, "seed": loader.seed,
+        }
 
     def batch(self, inputs, step, key):
         arrays, order = inputs
@@ -183,6 +197,9 @@ class IterableFeed(Feed):
         except StopIteration:
             raise ValueError(f"fit: the data iterable ran out of batches at step {step}.") from None
         return self._put(batch)
+
+    def describe(self):
+        return {"type": "iterable"}
 
     def batch(self, inputs, step, key):
         return inputs

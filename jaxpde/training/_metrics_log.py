@@ -16,6 +16,7 @@ class MetricsLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = [record for record in read_metrics(self.path) if record.get("step", 0) <= resume_step]
+        self.kept = tuple(kept)  # the run's records before the resume point
         with open(self.path, "w") as file:
             for record in kept:
                 file.write(json.dumps(record) + "\n")

@@ -37,6 +37,26 @@ class DataParallel:
     def num_devices(self) -> int:
         return len(self.devices)
 
+    @property
+    def synchronous_steps(self) -> bool:
+        """Whether the training loop must wait for each step before dispatching the next.
+
+        True for data parallelism over several *CPU* devices. XLA:CPU runs a collective
+        (the gradient all-reduce) on a thread that blocks until every device's participant has
+        arrived, and a step dispatched while the previous one is still running is executed, when
+        its inputs become ready, on the shared intra-op thread pool — as large as the machine's
+        core count. With fewer pool threads than devices, three participants can hold every
+        thread while the fourth waits for one: the rendezvous times out after 40 s and the
+        process aborts ("Expected 4 threads to join the rendezvous, but only 3 of them
+        arrived"). A bare ``jax.jit`` + optax loop does the same on a 2-core machine (5 of 5
+        runs of 2000 steps), and never when each step is awaited (0 of 5). Waiting keeps each
+        step's inputs ready at dispatch, so its participants start on their own threads. The
+        price, the overlap of host dispatch with device work, matters only on CPU, where
+        several devices are a testing device. GPUs and TPUs run collectives on streams, not
+        host threads, and keep asynchronous dispatch.
+        """
+        return self.num_devices > 1 and any(device.platform == "cpu" for device in self.devices)
+
     def put_replicated(self, tree: PyTree) -> PyTree:
         """Copy every array of `tree` to every device."""
         return jax.tree.map(lambda x: jax.device_put(x, self.replicated) if _is_array(x) else x, tree)

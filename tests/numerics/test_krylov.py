@@ -172,6 +172,45 @@ def test_state_survives_jit_of_init_negative_definite():
     np.testing.assert_allclose(lx.linear_solve(operator, b, solver, state=carried).value, solution.value)
 
 
+class _InitBehindCustomJVP(lx.AbstractLinearSolver):
+    """Runs the wrapped solver's `init` inside a `jax.custom_jvp` whose rule fails: lineax must
+    apply `stop_gradient` before `init`, and the state must then be a pytree of arrays."""
+
+    solver: lx.AbstractLinearSolver
+
+    def init(self, operator, options):
+        wrapped = jax.custom_jvp(lambda operator: self.solver.init(operator, options))
+        wrapped.defjvp(lambda primals, tangents: pytest.fail("solver.init was differentiated"))
+        return wrapped(operator)
+
+    def compute(self, state, vector, options):
+        return self.solver.compute(state, vector, options)
+
+    def transpose(self, state, options):
+        return self.solver.transpose(state, options)
+
+    def conj(self, state, options):
+        return self.solver.conj(state, options)
+
+    def assume_full_rank(self):
+        return self.solver.assume_full_rank()
+
+
+def test_jvp_does_not_differentiate_init():
+    # 20.1: with `is_nsd` a bool leaf, the custom_jvp made it a tracer (TracerBoolConversionError).
+    matrix, tangent = _spd(4, jnp.float32), 0.1 * jnp.eye(4)
+    b = jnp.arange(1.0, 5.0)
+    solver = _InitBehindCustomJVP(ConjugateGradient(rtol=1e-6))
+
+    def solve(m):
+        return lx.linear_solve(_psd(m), b, solver).value
+
+    x, dx = jax.jvp(solve, (matrix,), (tangent,))
+    x_ref, dx_ref = jax.jvp(lambda m: jnp.linalg.solve(m, b), (matrix,), (tangent,))
+    np.testing.assert_allclose(x, x_ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-3, atol=1e-5)
+
+
 def _refusal(name):
     return rf"MixedPrecisionRefinement: cannot cast the operator \({name}\) to float32: .*Castable operators"
 
