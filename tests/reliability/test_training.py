@@ -64,14 +64,14 @@ def wait_for_checkpoint(out_dir, process, newer_than=-1, timeout=120):
 
 def test_kill_9_twice_at_random_points_then_resume_is_bit_identical(tmp_path):
     # EMA, a validation callback and extra state are all on in the script.
-    steps, rng = 80, random.Random(1234)
+    steps, rng = 120, random.Random(1234)
     reference = start(tmp_path / "reference", steps, 0.0)
     victim = start(tmp_path / "victim", steps, 0.02)
     finish(reference)
     newest = -1
     for _ in range(2):
         newest = wait_for_checkpoint(tmp_path / "victim", victim, newest)
-        time.sleep(rng.uniform(0.0, 0.3))
+        time.sleep(rng.uniform(0.0, 0.2))
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait()
         victim.stdout.close()
