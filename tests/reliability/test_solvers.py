@@ -6,7 +6,7 @@ Each solver meets the same catalogue of bad inputs: NaN/±Inf in the right-hand 
 initial guess and in the operator, a right-hand side whose squared norm overflows (solvable:
 must succeed), a solution that overflows (must fail) and an initial guess whose residual
 overflows. The catalogue is solved one input at a time (one compiled program per solver) and as
-one vmapped batch. A loop that never ends fails by the timeout instead of blocking the suite. A
+one vmapped batch, and a vmapped Darcy batch with one NaN source. A loop that never ends fails by the timeout instead of blocking the suite. A
 new solver is one more entry in `SOLVERS`.
 """
 
@@ -19,7 +19,9 @@ import lineax as lx
 import numpy as np
 import pytest
 
+from jaxpde import Grid
 from jaxpde.numerics.krylov import ConjugateGradient, MixedPrecisionRefinement
+from jaxpde.pdes import Darcy
 
 N = 5
 MAX_STEPS = 40
@@ -130,3 +132,17 @@ def test_vmapped_batch_flags_the_bad_samples_and_solves_the_good(x64, case):
     values, ok, nonfinite, steps = batch(matrices, bs, y0s)
     for i, (name, matrix, b, _, expected) in enumerate(catalogue):
         _check(case, name, expected, matrix, b, values[i], bool(ok[i]), bool(nonfinite[i]), steps[i])
+
+
+@pytest.mark.timeout(120)
+def test_darcy_batch_with_a_nan_source_returns(x64):
+    # Issue 13.1: one NaN sample hung a whole vmapped Darcy batch (and Darcy.solve alone).
+    grid = Grid((8, 8), boundary="dirichlet")
+    a = jnp.ones(grid.shape, jnp.float64)
+    sources = jnp.stack([jnp.ones(grid.shape), jnp.ones(grid.shape).at[3, 4].set(jnp.nan), 2 * jnp.ones(grid.shape)])
+    batch = jax.vmap(lambda f: Darcy().solve(grid, a, source=f, rtol=1e-10, throw=False))(sources)
+    alone = Darcy().solve(grid, a, source=jnp.ones(grid.shape), rtol=1e-10)
+    np.testing.assert_allclose(batch[0], alone, rtol=1e-8)
+    np.testing.assert_allclose(batch[2], 2 * alone, rtol=1e-8)
+    with pytest.raises(Exception, match="Darcy.solve"):
+        jax.block_until_ready(Darcy().solve(grid, a, source=sources[1], rtol=1e-10))
