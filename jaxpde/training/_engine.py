@@ -36,7 +36,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -425,6 +425,8 @@ class _Loop:
             )
             for callback in self.callbacks:
                 added = callback(point)
+                if added is not None and not isinstance(added, Mapping):
+                    raise TypeError(f"fit: a callback must return a dict of metrics or None; {callback!r} returned {added!r}.")
                 if added:
                     record.update({name: float(value) for name, value in added.items()})
             stop_reason = point.stop_reason
