@@ -134,14 +134,20 @@ def _raise_unless_successful(value, result, owner: str, rtol, dtype):
         "residual grows like eps * condition number). Use a larger rtol, leave `rtol` unset (in float32 the default "
         "stops at the float32 floor), rtol=0 ('to working precision'), float64, or MixedPrecisionRefinement.",
         f"{owner}.solve: CG broke down (p^T A p <= 0 or a non-finite value): the operator or preconditioner is "
-        "not positive definite, or an input is not finite.",
+        "not positive definite, or the coefficient is not finite.",
         f"{owner}.solve: the maximum number of CG steps was reached; raise `max_steps` or use a preconditioner.",
+        f"{owner}.solve: the right-hand side (source) or initial guess holds NaN or Inf.",
         f"{owner}.solve: the linear solve failed (see lineax.RESULTS).",
     )
     index = jnp.select(
-        [result == lx.RESULTS.stagnation, result == lx.RESULTS.breakdown, result == lx.RESULTS.max_steps_reached],
-        [0, 1, 2],
-        3,
+        [
+            result == lx.RESULTS.stagnation,
+            result == lx.RESULTS.breakdown,
+            result == lx.RESULTS.max_steps_reached,
+            result == lx.RESULTS.nonfinite_input,
+        ],
+        [0, 1, 2, 3],
+        4,
     )
     return eqx.branched_error_if(value, result != lx.RESULTS.successful, index, messages)
 

@@ -57,3 +57,11 @@ def test_unsupported_dtypes_are_refused_up_front(call, message):
 def test_bad_inputs_name_the_argument(call, error, message):
     with pytest.raises(error, match=re.escape(message)):
         call()
+
+
+def test_a_non_finite_source_is_named_in_the_solve_error():
+    """A NaN in the source reaches CG as a non-finite right-hand side; the error says so (it said
+    "the linear solve failed")."""
+    source = jnp.ones(GRID.shape).at[2, 2].set(jnp.nan)
+    with pytest.raises(Exception, match=re.escape("the right-hand side (source) or initial guess holds NaN or Inf")):
+        Darcy(source=source).solve(GRID, jnp.ones(GRID.shape))
