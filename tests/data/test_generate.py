@@ -164,7 +164,7 @@ EVERY_DATASET = {
     "kuramoto_sivashinsky": KuramotoSivashinskyConfig(
         n_train=6, n_test=1, resolution=32, length=20.0, time=1.0, save_interval=0.5, burn_in=0.5
     ),
-    "darcy_cg": DarcyConfig(n_train=6, n_test=1, resolution=17, subsample=1),
+    "darcy_cg": DarcyConfig(n_train=6, n_test=1, resolution=33, subsample=2),
     "darcy_direct": DarcyConfig(n_train=6, n_test=1, resolution=17, subsample=1, solver="direct"),
     "toy": ToyConfig(n_train=6, n_test=1),
 }
@@ -174,13 +174,13 @@ EVERY_DATASET = {
 def test_every_dataset_is_bit_identical_for_any_chunk_and_split_size(name):
     config = EVERY_DATASET[name]
     reference = load_dataset(config, cache=False, progress=False)
-    for chunk_size in (1, 2, 3):
+    for chunk_size in (1, 3):
         other = load_dataset(config, cache=False, chunk_size=chunk_size, progress=False)
         for split in ("train", "test"):
             for key in reference[split]:
                 np.testing.assert_array_equal(other[split][key], reference[split][key], err_msg=f"{split}.{key}")
     # A smaller and a larger training split share their first samples, and the test split.
-    for n_train in (2, 7):
+    for n_train in (3, 7):
         other = load_dataset(dataclasses.replace(config, n_train=n_train), cache=False, chunk_size=1, progress=False)
         m = min(n_train, config.n_train)
         for key in reference["train"]:
