@@ -63,20 +63,21 @@ def wait_for_checkpoint(out_dir, process, newer_than=-1, timeout=120):
 
 
 def test_kill_9_twice_at_random_points_then_resume_is_bit_identical(tmp_path):
-    # EMA, a validation callback and extra state are all on in the script.
+    # EMA, a validation callback and extra state are all on in the script. Each kill lands a
+    # random time after a checkpoint past a random step, early enough (≥ 1.6 s of batches left)
+    # that a starved test process still kills before the run ends.
     steps, rng = 120, random.Random(1234)
     reference = start(tmp_path / "reference", steps, 0.0)
-    victim = start(tmp_path / "victim", steps, 0.02)
+    victim = start(tmp_path / "victim", steps, 0.04)
     finish(reference)
-    newest = -1
-    for _ in range(2):
-        newest = wait_for_checkpoint(tmp_path / "victim", victim, newest)
+    for low, high in ((7, 40), (45, 80)):
+        wait_for_checkpoint(tmp_path / "victim", victim, newer_than=rng.randint(low, high))
         time.sleep(rng.uniform(0.0, 0.2))
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait()
         victim.stdout.close()
         assert not (tmp_path / "victim" / "final.npz").exists(), "the run finished before the kill"
-        victim = start(tmp_path / "victim", steps, 0.02)
+        victim = start(tmp_path / "victim", steps, 0.04)
     finish(victim)
     assert_bit_identical(final(tmp_path / "reference"), final(tmp_path / "victim"))
     records = read_metrics(tmp_path / "victim" / "metrics.jsonl")
