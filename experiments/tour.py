@@ -19,10 +19,14 @@ Later families extend it: a neural operator on the same data, a learned precondi
 the Darcy systems, a sampler.
 
 `scale=full` uses the FNO-paper dataset size (1000 train / 200 test) and trains longer.
+Extending a finished run (`jaxpde run tour --out DIR --set steps=N` with a larger N) continues
+from its last checkpoint on the cosine schedule of the new length, so it is not the same run
+as one started with N steps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -166,7 +170,8 @@ def train_surrogate(config: Config, out_dir: Path) -> dict:
     schedule = optax.cosine_decay_schedule(config.learning_rate, config.steps)
     result = fit(model, optax.adam(schedule), loss, ArrayLoader((x_train, y_train), config.batch_size, seed=config.seed),
                  steps=config.steps, key=jax.random.key(config.seed), out_dir=out_dir,
-                 checkpoint_every=config.checkpoint_every or max(config.steps // 5, 1), log_every=50, progress=config.progress)
+                 checkpoint_every=config.checkpoint_every or max(config.steps // 5, 1), log_every=50, progress=config.progress,
+                 run_config=dataclasses.asdict(config))
 
     predict = jax.jit(jax.vmap(result.model))
     prediction = np.asarray(u1_norm.decode(predict(u0_norm.encode(data.test["u0"]))))
