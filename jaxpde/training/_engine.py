@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -308,12 +309,14 @@ def make_train_step(static, update: AbstractTrainStep, loss_fn, feed, placement:
     are finite (an elementwise select, not a `lax.cond`: see `_keep_if`).
 
     Every non-array part (the model's static fields, the step, the loss) is closed over, so
-    the state and inputs are pure array pytrees and plain `jax.jit` applies. That is what
+    the state and inputs are pure array pytrees and plain `jax.jit` applies. The state's buffers
+    are donated (updated in place: about 5% of a small model's step); whatever outlives a step —
+    a checkpoint being written, what callbacks see — is a copy. That is what
     `eqx.filter_jit` would compile too, without its per-call partitioning of the arguments, which
     on small models costs as much as the step itself.
     """
 
-    @jax.jit
+    @functools.partial(jax.jit, donate_argnums=0)
     def train_step(state: TrainState, inputs):
         step_key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
         data_key, loss_key = jax.random.split(step_key)
@@ -382,6 +385,9 @@ class _Loop:
         job, steps = self.job, self.steps
         feed, synchronous = job.feed, job.placement.synchronous_steps
         feed.start(start)
+        # The step donates its state: start from a copy, so that the caller's model, key and
+        # extra state (which the initial state may alias) stay valid.
+        state = jax.tree.map(jnp.copy, state)
         bar = tqdm(total=steps, initial=start, disable=not self.progress, unit="step", dynamic_ncols=True, mininterval=0.5)
         self.started = time.perf_counter()
         self.clock, self.clock_step = self.started, start
@@ -400,8 +406,10 @@ class _Loop:
                 if stop_reason is not None:
                     break
         except KeyboardInterrupt:
-            # Keep what was done: a resumed run picks up from here.
-            if self.store is not None and int(state.bad_step) < 0 and int(state.step) != self.last_saved:
+            # Keep what was done: a resumed run picks up from here. (An interrupt that lands inside
+            # the step call leaves `state` donated: then the last checkpoint is the resume point.)
+            donated = any(leaf.is_deleted() for leaf in jax.tree.leaves(state))
+            if self.store is not None and not donated and int(state.bad_step) < 0 and int(state.step) != self.last_saved:
                 self._save(state, int(state.step), None)
             raise
         finally:
@@ -419,6 +427,8 @@ class _Loop:
         self.clock, self.clock_step = now, done
         stop_reason = None
         if self.callbacks:
+            # The step donates the state's buffers, so callbacks see a copy they may keep.
+            state = jax.tree.map(jnp.copy, state)
             point = LogPoint(
                 step=done, model=self.job.model(state), ema_model=self.job.ema_model(state), extra=state.extra,
                 record=record, history=tuple(self.earlier + self.history),
@@ -441,7 +451,8 @@ class _Loop:
 
     def _save(self, state: TrainState, step: int, stop_reason: str | None) -> None:
         metadata = {"data_position": step, "run": self.identity, "steps": self.steps, "stopped": stop_reason}
-        self.store.save(step, _checkpointed(state), metadata)
+        # A copy: the step donates the state's buffers while an asynchronous save may still read them.
+        self.store.save(step, [jnp.copy(leaf) for leaf in _checkpointed(state)], metadata)
         self.last_saved = step
 
     def _raise_if_bad(self, state: TrainState) -> None:
