@@ -427,10 +427,11 @@ class _Loop:
         self.clock, self.clock_step = now, done
         stop_reason = None
         if self.callbacks:
-            # The step donates the state's buffers, so callbacks see a copy they may keep.
-            state = jax.tree.map(jnp.copy, state)
+            # The step donates the state's buffers, so callbacks see copies they may keep (of
+            # what they are shown: not the optimiser state).
+            seen = jax.tree.map(jnp.copy, eqx.tree_at(lambda s: s.opt_state, state, None, is_leaf=lambda x: x is None))
             point = LogPoint(
-                step=done, model=self.job.model(state), ema_model=self.job.ema_model(state), extra=state.extra,
+                step=done, model=self.job.model(seen), ema_model=self.job.ema_model(seen), extra=seen.extra,
                 record=record, history=tuple(self.earlier + self.history),
             )
             for callback in self.callbacks:
