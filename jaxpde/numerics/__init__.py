@@ -2,7 +2,7 @@
 solvers) and their drivers (`time_integration`: solve / rollout / trajectory), stencil and sparse
 operators (lineax operators) and Krylov solvers (lineax solvers)."""
 
-from . import etdrk, krylov, sparse, spectral, stencils, time_integration
+from . import etdrk, krylov, preconditioning, sparse, spectral, stencils, time_integration
 from .etdrk import ETDRK1, ETDRK2, ETDRK3, ETDRK4, AbstractETDRK, SemiLinearTerm
 from .krylov import ConjugateGradient, MixedPrecisionRefinement
 from .sparse import SparseOperator
@@ -11,6 +11,7 @@ from .stencils import DiffusionOperator, HelmholtzOperator
 __all__ = [
     "etdrk",
     "krylov",
+    "preconditioning",
     "sparse",
     "spectral",
     "stencils",
