@@ -13,6 +13,30 @@ Vectors are flat, of shape ``(n,)``. The stencil operators of `jaxpde.numerics.s
 fields of shape ``grid.shape``; their ``to_sparse()`` assembles the same operator on the
 row-major (C-order) flattening of that field.
 
+**Layouts.** BCOO's mat-vec is a gather, a multiply and a scatter-add; XLA's CPU scatter is
+slow, and it ran 3.6–4.6× slower than scipy's CSR on 5-point matrices (64²–256², float64,
+one jitted call each). Stencil matrices have a handful of constant diagonals, so the operator
+also keeps a *diagonal* (DIA) copy when that is compact: ``offsets = (o_1, …, o_k)`` (static)
+and ``D ∈ R^{k×m}`` with ``D[j, i] = A[i, i + o_j]``, and
+
+.. math::
+
+    (A x)_i = \sum_{j=1}^{k} D[j, i]\, \tilde x[i + o_j],
+
+``x̃`` the zero-padded ``x`` — ``k`` shifted slices and fused multiply-adds, no gather, no
+scatter. Measured on 2 shared CPU cores, 5-point Darcy matrices, float64, median time per
+jitted call over scipy CSR's ``A @ x`` (`benchmarks/sparse_matvec.py`): 0.69× at 128² and at
+256² (dispatch included; 0.24× and 0.17× per mat-vec inside a compiled loop, as in CG); at 64²
+the ~20 µs dispatch dominates (1.8× per call, 0.32× in a loop). Also tried at 128²–256²: an ELL
+layout (rows padded to the longest, gather and row sum) 1.9×, a CSR segment sum over sorted
+rows 2.1×. ``layout="auto"`` (the default) stores the DIA copy
+when the indices are concrete and the diagonals hold at most twice the stored entries (every
+stencil; not a random sparse matrix), and keeps BCOO otherwise; the BCOO `matrix` is always
+there, for code that reads it. Inside `jax.jit` an operator built from *traced* indices cannot
+know its diagonals (they are static), so it stays BCOO; build it outside, or from concrete
+(NumPy or closed-over) indices with traced values — the DIA values are then a scatter of the
+BCOO values, and gradients reach ``matrix.data`` exactly as before.
+
 The module also holds `register_structure_queries`, which teaches lineax's single-dispatch
 structure queries (`lineax.is_symmetric`, `lineax.is_positive_semidefinite`, …) to read a
 ``tags`` field, as `lineax.MatrixLinearOperator` does.
@@ -32,6 +56,52 @@ from jax.experimental import sparse as jsparse
 from jaxtyping import Array, Float, Inexact
 
 __all__ = ["SparseOperator", "register_structure_queries"]
+
+_LAYOUTS = ("auto", "bcoo", "dia")
+# "auto" stores the DIA copy when its k·m slots hold at most this many times the stored entries.
+_DIA_MAX_FILL = 2.0
+
+
+def _concrete(x) -> np.ndarray | None:
+    """`x` as a NumPy array, or None if it is a tracer (its values are unknown at trace time)."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    return np.asarray(x)
+
+
+def _diagonal_layout(matrix: jsparse.BCOO, max_fill: float | None):
+    """``(offsets, D)`` of the DIA layout (see the module docstring), or None.
+
+    None when the indices are traced, or when `max_fill` is given and ``k·m > max_fill · nnz``.
+    ``D`` is a scatter-add of ``matrix.data`` by static positions, so duplicates sum, padding
+    entries (out-of-range indices) drop, and ``D`` is differentiable in the data.
+    """
+    indices = _concrete(matrix.indices)
+    if indices is None:
+        return None
+    m, n = matrix.shape
+    rows, cols = indices[:, 0].astype(np.int64), indices[:, 1].astype(np.int64)
+    keep = (rows >= 0) & (rows < m) & (cols >= 0) & (cols < n)
+    offsets, which = np.unique(cols[keep] - rows[keep], return_inverse=True)
+    stored = max(int(keep.sum()), 1)
+    if max_fill is not None and len(offsets) * m > max_fill * stored:
+        return None
+    slot = np.full(rows.shape, len(offsets), np.int32)  # padding goes out of range and is dropped
+    slot[keep] = which.ravel()
+    row = np.where(keep, rows, 0).astype(np.int32)
+    data = jnp.zeros((max(len(offsets), 1), m), matrix.dtype).at[slot, row].add(matrix.data, mode="drop")
+    return tuple(int(o) for o in offsets), data[: len(offsets)]
+
+
+def _dia_mv(offsets: tuple[int, ...], data: Array, vector: Array, n: int) -> Array:
+    m = data.shape[1]
+    if not offsets:
+        return jnp.zeros(m, jnp.result_type(data, vector))
+    low = max(0, -min(offsets))
+    high = max(0, max(offsets) + m - n)
+    padded = jnp.pad(vector, (low, high))
+    terms = [data[j] * jax.lax.slice_in_dim(padded, low + o, low + o + m) for j, o in enumerate(offsets)]
+    return sum(terms[1:], terms[0])
 
 
 def _frozen_tags(tags: object) -> frozenset:
@@ -94,6 +164,10 @@ class SparseOperator(lx.AbstractLinearOperator):
     - `matrix`: a two-dimensional `jax.experimental.sparse.BCOO` matrix (duplicate entries
       are summed, as in BCOO itself).
     - `tags`: a tag or an iterable of tags.
+    - `layout`: ``"auto"`` (default: a DIA copy for mat-vecs when the diagonals are compact and
+      the indices concrete, see the module docstring), ``"bcoo"`` (mat-vecs through BCOO), or
+      ``"dia"`` (always the DIA copy; an error if the indices are traced). The resolved choice
+      is the static field `layout` (``"bcoo"`` or ``"dia"``).
 
     Build one from scipy with `SparseOperator.from_scipy`, from a stencil operator with its
     ``to_sparse()``; go back with `to_scipy`.
@@ -101,8 +175,11 @@ class SparseOperator(lx.AbstractLinearOperator):
 
     matrix: jsparse.BCOO
     tags: frozenset = eqx.field(static=True)
+    layout: str = eqx.field(static=True)
+    dia_offsets: tuple[int, ...] = eqx.field(static=True)
+    dia_data: Array | None
 
-    def __init__(self, matrix: jsparse.BCOO, tags: object | Iterable[object] = ()):
+    def __init__(self, matrix: jsparse.BCOO, tags: object | Iterable[object] = (), layout: str = "auto"):
         if not isinstance(matrix, jsparse.BCOO):
             raise TypeError(
                 f"SparseOperator: `matrix` must be a jax.experimental.sparse.BCOO, got {type(matrix).__name__}; "
@@ -115,14 +192,28 @@ class SparseOperator(lx.AbstractLinearOperator):
             )
         if not jnp.issubdtype(matrix.dtype, jnp.inexact):
             matrix = jsparse.BCOO((matrix.data.astype(jnp.result_type(float)), matrix.indices), shape=matrix.shape)
+        if layout not in _LAYOUTS:
+            raise ValueError(f"SparseOperator: `layout` must be one of {_LAYOUTS}, got {layout!r}.")
         self.matrix = matrix
         self.tags = _frozen_tags(tags)
+        dia = None if layout == "bcoo" else _diagonal_layout(matrix, _DIA_MAX_FILL if layout == "auto" else None)
+        if layout == "dia" and dia is None:
+            raise ValueError(
+                "SparseOperator: `layout='dia'` needs concrete indices (its diagonals are static), got traced "
+                "indices; build the operator outside jit or from NumPy indices, or use layout='auto'."
+            )
+        self.layout = "bcoo" if dia is None else "dia"
+        self.dia_offsets, self.dia_data = ((), None) if dia is None else dia
 
     # -- conversions -------------------------------------------------------------------------
 
     @classmethod
     def from_scipy(
-        cls, matrix: scipy.sparse.sparray | scipy.sparse.spmatrix, tags: object | Iterable[object] = (), dtype=None
+        cls,
+        matrix: scipy.sparse.sparray | scipy.sparse.spmatrix,
+        tags: object | Iterable[object] = (),
+        dtype=None,
+        layout: str = "auto",
     ) -> SparseOperator:
         """Copy a `scipy.sparse` matrix (any format) into a `SparseOperator`.
 
@@ -136,7 +227,7 @@ class SparseOperator(lx.AbstractLinearOperator):
         dtype = jnp.result_type(float) if dtype is None else dtype
         indices = np.stack([coo.row, coo.col], axis=1).astype(np.int32)
         bcoo = jsparse.BCOO((jnp.asarray(coo.data, dtype=dtype), jnp.asarray(indices)), shape=coo.shape)
-        return cls(bcoo, tags)
+        return cls(bcoo, tags, layout)
 
     def to_scipy(self) -> scipy.sparse.csr_matrix:
         """The same matrix as a `scipy.sparse.csr_matrix` (duplicates summed, padding dropped)."""
@@ -151,6 +242,8 @@ class SparseOperator(lx.AbstractLinearOperator):
     # -- the lineax interface ------------------------------------------------------------------
 
     def mv(self, vector: Inexact[Array, " n"]) -> Inexact[Array, " m"]:
+        if self.layout == "dia":
+            return _dia_mv(self.dia_offsets, self.dia_data, vector, self.matrix.shape[1])
         return self.matrix @ vector
 
     def as_matrix(self) -> Inexact[Array, "m n"]:
@@ -159,7 +252,8 @@ class SparseOperator(lx.AbstractLinearOperator):
     def transpose(self) -> SparseOperator:
         if lx.is_symmetric(self):
             return self
-        return SparseOperator(self.matrix.T, lx.transpose_tags(self.tags))
+        layout = "auto" if self.layout == "dia" else "bcoo"
+        return SparseOperator(self.matrix.T, lx.transpose_tags(self.tags), layout)
 
     def in_structure(self) -> jax.ShapeDtypeStruct:
         return jax.ShapeDtypeStruct((self.matrix.shape[1],), self.matrix.dtype)
@@ -191,7 +285,7 @@ class SparseOperator(lx.AbstractLinearOperator):
 
     def conj(self) -> SparseOperator:
         matrix = jsparse.BCOO((jnp.conj(self.matrix.data), self.matrix.indices), shape=self.matrix.shape)
-        return SparseOperator(matrix, self.tags)
+        return SparseOperator(matrix, self.tags, "auto" if self.layout == "dia" else "bcoo")
 
     @property
     def nnz(self) -> int:

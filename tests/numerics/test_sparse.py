@@ -134,3 +134,73 @@ def test_sparse_operator_under_strict_dtype_promotion(x64):
             np.testing.assert_array_equal(lx.diagonal(operator), jnp.diagonal(dense))
             assert all(d.dtype == dtype for d in lx.tridiagonal(operator))
             assert lx.is_positive_semidefinite(operator) and lx.conj(operator).mv(x).dtype == dtype
+
+
+# -- the diagonal (DIA) layout --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("boundary", ["dirichlet", "periodic"])
+def test_stencil_matrices_get_the_diagonal_layout_and_the_same_mat_vec(x64, boundary):
+    grid = Grid((6, 7), boundary=boundary)
+    a = jnp.asarray(np.random.default_rng(8).uniform(0.5, 4.0, grid.shape))
+    op = DiffusionOperator(grid, a, shift=0.3).to_sparse()
+    assert op.layout == "dia"
+    # Dirichlet 5-point: offsets 0, ±1, ±7; periodic adds the wrap-around diagonals.
+    assert set(op.dia_offsets) >= {-7, -1, 0, 1, 7}
+    x = np.random.default_rng(9).standard_normal(grid.size)
+    dense = op.to_scipy().toarray()
+    np.testing.assert_allclose(op.mv(jnp.asarray(x)), dense @ x, rtol=1e-13, atol=1e-12)
+    bcoo = SparseOperator(op.matrix, op.tags, layout="bcoo")
+    assert bcoo.layout == "bcoo" and bcoo.dia_data is None
+    np.testing.assert_allclose(jax.jit(lambda o, v: o.mv(v))(op, jnp.asarray(x)), bcoo.mv(jnp.asarray(x)), rtol=1e-13)
+
+
+def test_diagonal_layout_rectangular_duplicates_padding_and_transpose(x64):
+    # Duplicates sum, an out-of-range padding entry drops, offsets beyond the square part work.
+    data = jnp.array([1.0, 2.0, 3.0, 0.0, 5.0, 7.0])
+    indices = jnp.array([[0, 1], [0, 1], [1, 1], [2, 4], [0, 0], [1, 3]])
+    op = SparseOperator(jsparse.BCOO((data, indices), shape=(2, 4)), layout="dia")
+    dense = np.array([[5.0, 3.0, 0.0, 0.0], [0.0, 3.0, 0.0, 7.0]])
+    assert op.layout == "dia" and op.dia_offsets == (0, 1, 2)
+    x = np.array([1.0, -2.0, 0.5, 3.0])
+    np.testing.assert_allclose(op.mv(jnp.asarray(x)), dense @ x)
+    np.testing.assert_allclose(op.transpose().mv(jnp.array([1.0, 2.0])), dense.T @ [1.0, 2.0])
+    np.testing.assert_allclose(op.as_matrix(), dense)
+
+
+def test_random_matrices_keep_bcoo_and_layout_errors():
+    # A random 20%-dense matrix has ~all 79 diagonals: DIA would store ~4x its entries.
+    op = SparseOperator.from_scipy(_random_matrix(40, 40))
+    assert op.layout == "bcoo" and op.dia_data is None
+    assert SparseOperator.from_scipy(_random_matrix(40, 40), layout="dia").layout == "dia"
+    with pytest.raises(ValueError, match="`layout` must be one of"):
+        SparseOperator.from_scipy(_random_matrix(4, 4), layout="csr")
+    matrix = DiffusionOperator(Grid((4, 4), boundary="dirichlet")).to_sparse().matrix
+
+    @jax.jit
+    def traced(data, indices):
+        auto = SparseOperator(jsparse.BCOO((data, indices), shape=matrix.shape))
+        assert auto.layout == "bcoo"  # traced indices: the diagonals are unknown, BCOO it is
+        return auto.mv(jnp.ones(16))
+
+    np.testing.assert_allclose(traced(matrix.data, matrix.indices), matrix @ jnp.ones(16), rtol=1e-6)
+    with pytest.raises(ValueError, match="needs concrete indices"):
+        jax.jit(lambda i: SparseOperator(jsparse.BCOO((matrix.data, i), shape=matrix.shape), layout="dia").mv(
+            jnp.ones(16)))(matrix.indices)
+
+
+def test_diagonal_layout_gradient_reaches_the_bcoo_values(x64):
+    # The DIA copy is a scatter of matrix.data: d/d data of w . A x is w_i x_j at entry (i, j).
+    matrix = DiffusionOperator(Grid((5, 4), boundary="dirichlet"), 2.0).to_sparse().matrix
+    rng = np.random.default_rng(10)
+    w, x = jnp.asarray(rng.standard_normal(20)), jnp.asarray(rng.standard_normal(20))
+
+    def loss(data):
+        op = SparseOperator(jsparse.BCOO((data, matrix.indices), shape=matrix.shape))
+        assert op.layout == "dia"
+        return w @ op.mv(x)
+
+    rows, cols = np.asarray(matrix.indices).T
+    np.testing.assert_allclose(jax.grad(loss)(matrix.data), np.asarray(w)[rows] * np.asarray(x)[cols], rtol=1e-13)
+    batched = jax.vmap(lambda d: SparseOperator(jsparse.BCOO((d, matrix.indices), shape=matrix.shape)).mv(x))
+    np.testing.assert_allclose(batched(jnp.stack([matrix.data, 2 * matrix.data]))[1], 2 * (matrix @ x), rtol=1e-13)
