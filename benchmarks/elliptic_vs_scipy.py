@@ -53,6 +53,7 @@ from benchmarks.common import first_call_seconds, median_seconds, write_result  
 from jaxpde import Grid  # noqa: E402
 from jaxpde.numerics.stencils import DiffusionOperator  # noqa: E402
 from jaxpde.numerics.krylov import ConjugateGradient, MixedPrecisionRefinement  # noqa: E402
+from jaxpde.numerics.preconditioning import Jacobi  # noqa: E402
 
 RTOL = 1e-6
 SIZES = (128, 256)
@@ -112,7 +113,7 @@ def run_size(n: int) -> dict:
 
     rows = {}
     for name in ("none", "jacobi"):
-        preconditioner = None if name == "none" else "jacobi"
+        preconditioner = None if name == "none" else Jacobi()
         inverse_diagonal = 1.0 / matrix.diagonal()
         # Jacobi as an elementwise product: the cheapest form scipy can apply.
         scipy_m = None if name == "none" else spla.LinearOperator(matrix.shape, matvec=lambda r: inverse_diagonal * r)
@@ -158,7 +159,7 @@ def run_size(n: int) -> dict:
 
         # lineax.CG as shipped (elementwise stopping test), float64 and float32.
         lineax_options = {}
-        if preconditioner == "jacobi":
+        if name == "jacobi":
             diagonal = operator.diagonal().reshape(grid.shape)
             jacobi = lx.TaggedLinearOperator(lx.DiagonalLinearOperator(1.0 / diagonal), lx.positive_semidefinite_tag)
             lineax_options = {"preconditioner": jacobi}

@@ -45,6 +45,7 @@ from jaxpde.metrics import mean_relative_l2
 from jaxpde.numerics import etdrk
 from jaxpde.neural_operators import FourierMultiplier
 from jaxpde.numerics.krylov import ConjugateGradient
+from jaxpde.numerics.preconditioning import Jacobi
 from jaxpde.pdes import Burgers, Darcy, cole_hopf_solution
 from jaxpde.random_fields import GaussianRandomField, ThresholdedField
 from jaxpde.training import ArrayLoader, fit, read_metrics
@@ -127,7 +128,7 @@ def darcy_conjugate_gradients(points: int, seed: int) -> tuple[dict, dict]:
     operator = darcy.operator(grid, coefficient)
     rhs = darcy.source_on_grid(grid)
     out = {}
-    for name, preconditioner in (("none", None), ("jacobi", "jacobi")):
+    for name, preconditioner in (("none", None), ("jacobi", Jacobi())):
         solution = lx.linear_solve(operator, rhs, ConjugateGradient(rtol=1e-4, preconditioner=preconditioner))
         residual = jnp.linalg.norm(rhs - operator.mv(solution.value)) / jnp.linalg.norm(rhs)
         out[f"darcy_cg_{name}_iterations"] = int(solution.stats["num_steps"])

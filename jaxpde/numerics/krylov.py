@@ -43,17 +43,18 @@ state carried through `jax.lax` loops and `custom_jvp`; every solver runs under
 
 import math
 import numbers
-from typing import Any, Literal
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import equinox.internal as eqxi
 import jax
-import jax.flatten_util as jfu
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import lineax as lx
 import numpy as np
 from jaxtyping import Array, PyTree, Scalar
+
+from .preconditioning import AbstractPreconditioner
 
 __all__ = ["ConjugateGradient", "MixedPrecisionRefinement"]
 
@@ -174,6 +175,59 @@ def _check_count(value, name: str, owner: str, allow_none: bool = False) -> int 
     return int(value)
 
 
+def _check_flag(value, name: str, owner: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: `{name}` must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def _stopped(tree: PyTree) -> PyTree:
+    """`tree` with `jax.lax.stop_gradient` on its arrays (functions and static data untouched)."""
+    dynamic, static = eqx.partition(tree, eqx.is_array)
+    return eqx.combine(jax.lax.stop_gradient(dynamic), static)
+
+
+def _check_preconditioner_structure(preconditioner: lx.AbstractLinearOperator, operator, owner: str) -> None:
+    structure = operator.in_structure()
+    for side, got in (("input", preconditioner.in_structure()), ("output", preconditioner.out_structure())):
+        if eqx.tree_equal(got, structure) is not True:
+            raise ValueError(
+                f"{owner}: the preconditioner's {side} structure must be the operator's input structure "
+                f"{structure}, got {got}."
+            )
+
+
+class _CGSteps(NamedTuple):
+    """The carry of the inner loop: the PCG recurrences between two true-residual checks."""
+
+    y: PyTree[Array]  # iterate
+    r: PyTree[Array]  # recursive residual
+    p: PyTree[Array]  # search direction
+    gamma: Scalar  # rᴴ M r
+    r_norm: Scalar  # ‖r‖₂ (recursive)
+    step: Array  # iterations so far (mat-vecs with p)
+    chunk: Array  # iterations in this chunk
+    broken: Array  # non-positive curvature, negative rᴴMr or a non-finite value met
+
+
+class _CGState(NamedTuple):
+    """The carry of the outer loop: the recurrences plus the bookkeeping of the true-residual checks."""
+
+    y: PyTree[Array]
+    r: PyTree[Array]
+    p: PyTree[Array]
+    gamma: Scalar
+    r_norm: Scalar
+    step: Array
+    best: Scalar  # smallest true residual norm so far
+    since_best: Array  # checks since `best` last improved by 10%
+    replaced: Array  # a residual was replaced since `best` last improved
+    replacements: Array  # residual replacements so far
+    true_norm: Scalar  # ‖b - A y‖₂ at the last check
+    rounds: Array  # checks so far
+    status: Array  # one of the _RUNNING, _CONVERGED, … codes
+
+
 class ConjugateGradient(lx.AbstractLinearSolver):
     r"""Preconditioned conjugate gradients (Hestenes–Stiefel 1952) with robust stopping, as a lineax solver.
 
@@ -205,7 +259,8 @@ class ConjugateGradient(lx.AbstractLinearSolver):
        although residuals were replaced, the arithmetic cannot represent a more accurate
        solution (see the module docstring): the solve stops with `lineax.RESULTS.stagnation`
        rather than running to `max_steps`. With ``rtol = atol = 0`` this is the goal — "solve to
-       working precision" — and is reported as success.
+       working precision" — and is reported as success; with ``accept_stagnation=True`` it is
+       success too ("to `rtol`, or to the precision's floor if that comes first").
 
     In exact arithmetic, 3 and 4 never fire, and in float64 on the problems here they do not
     either: iteration counts equal scipy's.
@@ -219,8 +274,9 @@ class ConjugateGradient(lx.AbstractLinearSolver):
     precision", not "no test": with ``max_steps = k`` `lineax.CG` runs ``k`` steps and reports
     success, whereas this solver runs until the true residual stagnates and reports
     `lineax.RESULTS.max_steps_reached` if ``k`` steps come first (a solution cut short is not
-    called converged). To run exactly ``k`` steps as a fixed smoother, use `lineax.CG`. The
-    tolerances are on ``‖·‖₂``, not lineax's elementwise max-norm test.
+    called converged). To run exactly ``k`` steps as a fixed smoother, use `lineax.CG`, or
+    `jaxpde.preconditioners.unrolled_pcg` to differentiate through them. The tolerances are on
+    ``‖·‖₂``, not lineax's elementwise max-norm test.
 
     `stats` has ``num_steps`` (CG iterations = mat-vecs with ``p``), ``num_replacements``,
     ``residual_norm`` (the final true ``‖b - Ax‖₂``), ``rhs_norm`` and ``max_steps``.
@@ -231,30 +287,49 @@ class ConjugateGradient(lx.AbstractLinearSolver):
       means "to working precision".
     - `max_steps`: cap on the number of iterations, a positive integer (default ``10 n``, as
       scipy).
-    - `preconditioner`: ``None``, ``"jacobi"`` (``M = diag(A)⁻¹``, from `lineax.diagonal`, so it
-      follows the operator — including inside implicit differentiation), or a positive
-      semidefinite-tagged `lineax.AbstractLinearOperator`. A preconditioner changes the speed,
-      not the solution, so an operator passed here is held under `jax.lax.stop_gradient`.
+    - `preconditioner`: ``None``; a `jaxpde.numerics.preconditioning.AbstractPreconditioner`
+      (e.g. `Jacobi()`), built into ``M`` from the operator inside `init` — so it follows the
+      operator under `jax.jit`, `jax.vmap` and inside optimistix and diffrax — and refused here
+      unless its class declares ``is_positive_definite`` and ``is_linear`` (a nonlinear or
+      non-SPD one belongs in `jaxpde.preconditioners.FlexibleCG`); or a positive
+      semidefinite-tagged `lineax.AbstractLinearOperator` with the operator's input structure.
       lineax's ``options={"preconditioner": …, "y0": …}`` are honoured too.
     - `check_every`: steps between true-residual checks (cost: one mat-vec per check).
     - `patience`: checks without improvement before stagnation is declared.
+    - `accept_stagnation`: report stagnation above the tolerance as success (default
+      ``False``: it is `lineax.RESULTS.stagnation`). The float32 default of
+      `jaxpde.pdes.Poisson.solve` and `Darcy.solve` sets it: ``1e-5`` or the float32 floor,
+      whichever comes first. As a solver option it also governs the adjoint solves of
+      `lineax.linear_solve`'s derivatives, where lineax raises on any result but success.
+    - `stop_gradient_preconditioner`: hold the preconditioner (its parameters, and ``M`` once
+      built) under `jax.lax.stop_gradient` (default ``True``). A preconditioner changes the
+      speed, not the solution, and `lineax.linear_solve` refuses tangents in its solver; so a
+      preconditioner built from traced parameters (a learned one, inside a training step) needs
+      this to pass through `lineax.linear_solve`. ``False`` lets derivatives reach ``M``'s
+      parameters where the result does depend on them — `init`/`compute` called directly on a
+      solve cut short by `max_steps`, under `jax.jvp`; for reverse-mode training through a fixed
+      number of iterations use `jaxpde.preconditioners.unrolled_pcg`.
     """
 
     rtol: float
     atol: float = 0.0
     max_steps: int | None = None
-    preconditioner: lx.AbstractLinearOperator | Literal["jacobi"] | None = None
+    preconditioner: AbstractPreconditioner | lx.AbstractLinearOperator | None = None
     check_every: int = 50
     patience: int = 3
+    accept_stagnation: bool = eqx.field(static=True, default=False)
+    stop_gradient_preconditioner: bool = eqx.field(static=True, default=True)
 
     def __init__(
         self,
         rtol: float,
         atol: float = 0.0,
         max_steps: int | None = None,
-        preconditioner: lx.AbstractLinearOperator | Literal["jacobi"] | None = None,
+        preconditioner: AbstractPreconditioner | lx.AbstractLinearOperator | None = None,
         check_every: int = 50,
         patience: int = 3,
+        accept_stagnation: bool = False,
+        stop_gradient_preconditioner: bool = True,
     ):
         owner = "ConjugateGradient"
         self.rtol = _check_tolerance(rtol, "rtol", owner)
@@ -262,24 +337,33 @@ class ConjugateGradient(lx.AbstractLinearSolver):
         self.max_steps = _check_count(max_steps, "max_steps", owner, allow_none=True)
         self.check_every = _check_count(check_every, "check_every", owner)
         self.patience = _check_count(patience, "patience", owner)
-        if isinstance(preconditioner, str) and preconditioner != "jacobi":
-            raise ValueError(
-                f"{owner}: unknown `preconditioner` {preconditioner!r}; expected None, 'jacobi' or a "
-                "lineax.AbstractLinearOperator."
-            )
-        if isinstance(preconditioner, lx.AbstractLinearOperator):
+        self.accept_stagnation = _check_flag(accept_stagnation, "accept_stagnation", owner)
+        self.stop_gradient_preconditioner = _check_flag(stop_gradient_preconditioner, "stop_gradient_preconditioner", owner)
+        if isinstance(preconditioner, AbstractPreconditioner):
+            kind = type(preconditioner)
+            if not (kind.is_positive_definite and kind.is_linear):
+                reason = "not a fixed linear map (is_linear = False)" if not kind.is_linear else (
+                    "not symmetric positive definite (is_positive_definite = False)"
+                )
+                raise ValueError(
+                    f"{owner}: the preconditioner {kind.__name__} is {reason}; CG needs a fixed symmetric positive "
+                    "definite M. Use jaxpde.preconditioners.FlexibleCG (or FGMRES), which accept variable and "
+                    "nonlinear preconditioners."
+                )
+        elif isinstance(preconditioner, lx.AbstractLinearOperator):
             if not lx.is_positive_semidefinite(preconditioner):
                 raise ValueError(
                     f"{owner}: the preconditioner must be tagged positive semidefinite "
                     "(lineax.positive_semidefinite_tag); CG needs a symmetric positive definite M."
                 )
-            dynamic, static = eqx.partition(preconditioner, eqx.is_array)
-            preconditioner = eqx.combine(jax.lax.stop_gradient(dynamic), static)
-        elif preconditioner is not None and not isinstance(preconditioner, str):
+        elif preconditioner is not None:
             raise TypeError(
-                f"{owner}: `preconditioner` must be None, 'jacobi' or a lineax operator, got "
-                f"{type(preconditioner).__name__}."
+                f"{owner}: `preconditioner` must be None, an AbstractPreconditioner (e.g. Jacobi()) or a positive "
+                f"semidefinite-tagged lineax operator, got {type(preconditioner).__name__}"
+                + (" (the 'jacobi' string is now Jacobi())." if isinstance(preconditioner, str) else ".")
             )
+        if preconditioner is not None and self.stop_gradient_preconditioner:
+            preconditioner = _stopped(preconditioner)
         self.preconditioner = preconditioner
 
     def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]):
@@ -292,19 +376,60 @@ class ConjugateGradient(lx.AbstractLinearSolver):
         if not (lx.is_positive_semidefinite(operator) or is_nsd):
             raise ValueError(
                 "ConjugateGradient: the operator must be tagged positive or negative semidefinite "
-                "(lineax.positive_semidefinite_tag); for an indefinite operator use lineax.GMRES or lineax.BiCGStab."
+                "(lineax.positive_semidefinite_tag); for an indefinite operator use lineax.GMRES or lineax.BiCGStab "
+                "(jaxpde.preconditioners.Preconditioned tags an untagged operator with a declared `structure`)."
             )
         if is_nsd:
             operator = -operator
         operator = lx.linearise(operator)
         preconditioner = self.preconditioner
-        if isinstance(preconditioner, str):  # "jacobi"
-            diagonal = lx.diagonal(operator)
-            _, unravel = jfu.ravel_pytree(jtu.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), operator.in_structure()))
-            preconditioner = lx.DiagonalLinearOperator(unravel(1 / diagonal))
+        if isinstance(preconditioner, AbstractPreconditioner):
+            preconditioner = preconditioner(operator)  # checks the structure, tags it PSD
+            if self.stop_gradient_preconditioner:
+                preconditioner = _stopped(preconditioner)
+        elif preconditioner is not None:
+            _check_preconditioner_structure(preconditioner, operator, "ConjugateGradient")
         # The flag is static: a Python bool as a leaf would become a tracer under `jax.jit(init)`,
         # a `custom_jvp` or a loop carry, and `if is_nsd:` would then fail.
         return operator, preconditioner, eqxi.Static(is_nsd)
+
+    def _steps(self, operator, apply_m, state: _CGSteps, tol, max_steps, reference) -> _CGSteps:
+        """Up to `check_every` PCG steps; stop early at ‖r‖ ≤ tol (recursive), breakdown,
+        max_steps, or when ‖r‖ has fallen 1000× below the last true residual `reference`.
+
+        The last exit costs one extra mat-vec per three decades of convergence and changes no
+        iterate; it bounds how far the recursive residual can drift below the true one before a
+        check sees it (else, solving to working precision, it would underflow to a spurious zero
+        curvature)."""
+
+        def cond(s: _CGSteps):
+            return (
+                (s.r_norm > tol)
+                & (s.r_norm > 1e-3 * reference)
+                & (s.step < max_steps)
+                & (s.chunk < self.check_every)
+                & ~s.broken
+            )
+
+        def body(s: _CGSteps):
+            q = operator.mv(s.p)
+            curvature = _dot(s.p, q)
+            # Positive curvature and a non-negative M-inner product are what SPD A and M
+            # guarantee; their failure is a real breakdown, whatever the scale of A or M.
+            # Without positive curvature the step is skipped (a scalar select, so the loop pays
+            # no extra passes over the vectors), keeping the last good iterate.
+            good_curvature = (curvature > 0) & jnp.isfinite(curvature)
+            alpha = jnp.where(good_curvature, s.gamma / jnp.where(good_curvature, curvature, 1), 0)
+            y = _axpy(alpha, s.p, s.y)
+            r = _axpy(-alpha, q, s.r)
+            z = apply_m(r)
+            gamma = _dot(r, z)
+            p = _axpy(gamma / s.gamma, s.p, z)
+            r_norm = _norm(r)
+            broken = ~good_curvature | ~(gamma >= 0) | ~jnp.isfinite(r_norm)
+            return _CGSteps(y, r, p, gamma, r_norm, s.step + 1, s.chunk + 1, broken)
+
+        return jax.lax.while_loop(cond, body, state._replace(chunk=jnp.zeros_like(state.chunk), broken=jnp.asarray(False)))
 
     def compute(self, state, vector: PyTree[Array], options: dict[str, Any]):
         operator, preconditioner, is_nsd = state
@@ -315,6 +440,7 @@ class ConjugateGradient(lx.AbstractLinearSolver):
             preconditioner = lx.linearise(options["preconditioner"])
             if not lx.is_positive_semidefinite(preconditioner):
                 raise ValueError("ConjugateGradient: the preconditioner must be tagged positive semidefinite.")
+            _check_preconditioner_structure(preconditioner, operator, "ConjugateGradient")
         apply_m = (lambda r: r) if preconditioner is None else preconditioner.mv
         y0 = options.get("y0", jtu.tree_map(jnp.zeros_like, vector))
         if is_nsd:
@@ -322,6 +448,7 @@ class ConjugateGradient(lx.AbstractLinearSolver):
             vector = jtu.tree_map(jnp.negative, vector)
         max_steps = max(1, 10 * _size(operator.in_structure())) if self.max_steps is None else self.max_steps
         to_working_precision = self.rtol == 0 and self.atol == 0
+        stagnation = _CONVERGED if (to_working_precision or self.accept_stagnation) else _STAGNATION
         finite_input = _all_finite(vector) & _all_finite(y0)
         # The loop solves A (y/s) = b/s with s = 2^k ≈ max |b_i|: an exact scaling that keeps
         # ‖b/s‖² < 4n, so no dot product of residual-sized vectors overflows however large b is.
@@ -331,100 +458,69 @@ class ConjugateGradient(lx.AbstractLinearSolver):
         rhs_norm = _norm(vector)
         tol = jnp.maximum(_times_power_of_two(jnp.asarray(self.atol, rhs_norm.dtype), -k), self.rtol * rhs_norm)
 
-        def cg_steps(y, r, p, gamma, r_norm, step, reference):
-            """Up to `check_every` PCG steps; stop early at ‖r‖ ≤ tol (recursive), breakdown,
-            max_steps, or when ‖r‖ has fallen 1000× below the last true residual `reference`.
-
-            The last exit costs one extra mat-vec per three decades of convergence and changes no
-            iterate; it bounds how far the recursive residual can drift below the true one before
-            a check sees it (else, solving to working precision, it would underflow to a spurious
-            zero curvature)."""
-
-            def cond(carry):
-                *_, r_norm, step, chunk, broken = carry
-                return (
-                    (r_norm > tol)
-                    & (r_norm > 1e-3 * reference)
-                    & (step < max_steps)
-                    & (chunk < self.check_every)
-                    & ~broken
-                )
-
-            def body(carry):
-                y, r, p, gamma, r_norm, step, chunk, _ = carry
-                q = operator.mv(p)
-                curvature = _dot(p, q)
-                # Positive curvature and a non-negative M-inner product are what SPD A and M
-                # guarantee; their failure is a real breakdown, whatever the scale of A or M.
-                # Without positive curvature the step is skipped (a scalar select, so the loop
-                # pays no extra passes over the vectors), keeping the last good iterate.
-                good_curvature = (curvature > 0) & jnp.isfinite(curvature)
-                alpha = jnp.where(good_curvature, gamma / jnp.where(good_curvature, curvature, 1), 0)
-                y = _axpy(alpha, p, y)
-                r = _axpy(-alpha, q, r)
-                z = apply_m(r)
-                gamma_new = _dot(r, z)
-                p = _axpy(gamma_new / gamma, p, z)
-                r_norm = _norm(r)
-                broken = ~good_curvature | ~(gamma_new >= 0) | ~jnp.isfinite(r_norm)
-                return y, r, p, gamma_new, r_norm, step + 1, chunk + 1, broken
-
-            carry = (y, r, p, gamma, r_norm, step, jnp.zeros_like(step), jnp.asarray(False))
-            y, r, p, gamma, r_norm, step, _, broken = jax.lax.while_loop(cond, body, carry)
-            return y, r, p, gamma, r_norm, step, broken
-
         def restart(r):
             z = apply_m(r)
             return r, z, _dot(r, z), _norm(r)
 
-        def outer_cond(carry):
-            return carry[-1] == _RUNNING
-
-        def outer_body(carry):
-            y, r, p, gamma, r_norm, step, best, since_best, replaced, replacements, reference, rounds, _ = carry
-            y, r, p, gamma, r_norm, step, broken = cg_steps(y, r, p, gamma, r_norm, step, reference)
+        def outer_body(s: _CGState) -> _CGState:
+            steps = self._steps(
+                operator, apply_m, _CGSteps(s.y, s.r, s.p, s.gamma, s.r_norm, s.step, s.step, False),
+                tol, max_steps, s.true_norm,
+            )
+            y, step = steps.y, steps.step
             true_r = _sub(vector, operator.mv(y))
             true_norm = _norm(true_r)
-            drifted = (r_norm < 0.5 * true_norm) | (r_norm <= tol)
-            improved = true_norm < 0.9 * best
-            best = jnp.where(improved, true_norm, best)
-            since_best = jnp.where(improved, 0, since_best + 1)
-            replaced = jnp.where(improved, drifted, replaced | drifted)
+            drifted = (steps.r_norm < 0.5 * true_norm) | (steps.r_norm <= tol)
+            improved = true_norm < 0.9 * s.best
+            best = jnp.where(improved, true_norm, s.best)
+            since_best = jnp.where(improved, 0, s.since_best + 1)
+            replaced = jnp.where(improved, drifted, s.replaced | drifted)
             stagnated = (since_best >= self.patience) & replaced
             # Every round but the last takes at least one step, so `rounds` cannot pass
             # `max_steps + 1` in exact logic; the cap makes termination independent of that
             # argument (and of how NaNs compare).
-            out_of_steps = (step >= max_steps) | (rounds + 1 > max_steps)
+            out_of_steps = (step >= max_steps) | (s.rounds + 1 > max_steps)
             status = jnp.select(
-                [broken | ~jnp.isfinite(true_norm), true_norm <= tol, stagnated, out_of_steps],
-                [_BREAKDOWN, _CONVERGED, _CONVERGED if to_working_precision else _STAGNATION, _MAX_STEPS],
+                [steps.broken | ~jnp.isfinite(true_norm), true_norm <= tol, stagnated, out_of_steps],
+                [_BREAKDOWN, _CONVERGED, stagnation, _MAX_STEPS],
                 _RUNNING,
             )
             replace = drifted & (status == _RUNNING)
             r_new, p_new, gamma_new, r_norm_new = restart(true_r)
-            r, p = _where(replace, r_new, r), _where(replace, p_new, p)
-            gamma = jnp.where(replace, gamma_new, gamma)
-            r_norm = jnp.where(replace, r_norm_new, r_norm)
-            replacements = replacements + replace.astype(replacements.dtype)
-            return (y, r, p, gamma, r_norm, step, best, since_best, replaced, replacements, true_norm, rounds + 1, status)
+            return _CGState(
+                y=y,
+                r=_where(replace, r_new, steps.r),
+                p=_where(replace, p_new, steps.p),
+                gamma=jnp.where(replace, gamma_new, steps.gamma),
+                r_norm=jnp.where(replace, r_norm_new, steps.r_norm),
+                step=step,
+                best=best,
+                since_best=since_best,
+                replaced=replaced,
+                replacements=s.replacements + replace.astype(s.replacements.dtype),
+                true_norm=true_norm,
+                rounds=s.rounds + 1,
+                status=status,
+            )
 
         r0, p0, gamma0, r_norm0 = restart(_sub(vector, operator.mv(y0)))
         status0 = jnp.where(
             finite_input, jnp.where(jnp.isfinite(r_norm0) & jnp.isfinite(gamma0), _RUNNING, _BREAKDOWN), _NONFINITE
         )
-        inf = jnp.full_like(rhs_norm, jnp.inf)
         zero, false = jnp.asarray(0), jnp.asarray(False)
-        carry = (y0, r0, p0, gamma0, r_norm0, zero, inf, zero, false, zero, r_norm0, zero, status0)
-        carry = jax.lax.while_loop(outer_cond, outer_body, carry)
-        y, steps, replacements, true_norm, status = carry[0], carry[5], carry[9], carry[10], carry[12]
-        y = _times_power_of_two(y, k)
+        initial = _CGState(
+            y=y0, r=r0, p=p0, gamma=gamma0, r_norm=r_norm0, step=zero, best=jnp.full_like(rhs_norm, jnp.inf),
+            since_best=zero, replaced=false, replacements=zero, true_norm=r_norm0, rounds=zero, status=status0,
+        )
+        final = jax.lax.while_loop(lambda s: s.status == _RUNNING, outer_body, initial)
+        y = _times_power_of_two(final.y, k)
         # The scaled problem may converge to a solution that does not fit the dtype once scaled
         # back (e.g. |x| > 3.4e38 in float32): not a success.
-        status = jnp.where((status == _CONVERGED) & ~_all_finite(y), _BREAKDOWN, status)
+        status = jnp.where((final.status == _CONVERGED) & ~_all_finite(y), _BREAKDOWN, final.status)
         stats = {
-            "num_steps": steps,
-            "num_replacements": replacements,
-            "residual_norm": _times_power_of_two(true_norm, k),
+            "num_steps": final.step,
+            "num_replacements": final.replacements,
+            "residual_norm": _times_power_of_two(final.true_norm, k),
             "rhs_norm": _times_power_of_two(rhs_norm, k),
             "max_steps": max_steps,
         }

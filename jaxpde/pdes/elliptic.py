@@ -50,13 +50,13 @@ from jaxtyping import Array, Float
 from .. import autodiff
 from ..grids import Grid
 from ..numerics.krylov import ConjugateGradient
+from ..numerics.preconditioning import AbstractPreconditioner, Jacobi
 from ..numerics.sparse import register_structure_queries
 from ..numerics.stencils import DiffusionOperator, HelmholtzOperator
 from ._stationary import AbstractStationaryPDE, Source, evaluate_on_grid, pointwise_value, sample_on_grid
 
 __all__ = ["Darcy", "Helmholtz", "Poisson", "default_solver", "evaluate_on_grid"]
 
-_DEFAULT = "default"  # sentinel: "the PDE's default preconditioner"
 _SUPPORTED_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64))
 
 
@@ -73,52 +73,30 @@ def _default_rtol(dtype) -> float:
     return 1e-8 if jnp.dtype(dtype) == jnp.float64 else 1e-5
 
 
-class _StopAtFloor(lx.AbstractLinearSolver):
-    """`inner` (a `ConjugateGradient` with ``rtol > 0``), with stagnation above ``rtol`` accepted.
-
-    The float32 default of the Poisson and Darcy solves (see the module docstring): converged
-    when ``‖r‖ ≤ rtol ‖b‖`` *or* when the true residual has stopped decreasing at the float32
-    floor. As a lineax solver it also governs the adjoint solve of `lineax.linear_solve`'s reverse
-    pass, where lineax raises on any result but success.
-    """
-
-    inner: ConjugateGradient
-
-    def init(self, operator, options):
-        return self.inner.init(operator, options)
-
-    def compute(self, state, vector, options):
-        solution, result, stats = self.inner.compute(state, vector, options)
-        result = lx.RESULTS.where(result == lx.RESULTS.stagnation, lx.RESULTS.successful, result)
-        return solution, result, stats
-
-    def transpose(self, state, options):
-        return self.inner.transpose(state, options)
-
-    def conj(self, state, options):
-        return self.inner.conj(state, options)
-
-    def assume_full_rank(self):
-        return self.inner.assume_full_rank()
-
-
 def default_solver(
-    dtype, rtol: float | None = None, atol: float = 0.0, max_steps: int | None = None, preconditioner=None
-) -> lx.AbstractLinearSolver:
+    dtype,
+    rtol: float | None = None,
+    atol: float = 0.0,
+    max_steps: int | None = None,
+    preconditioner: AbstractPreconditioner | lx.AbstractLinearOperator | None = None,
+) -> ConjugateGradient:
     """The CG that `Poisson.solve` and `Darcy.solve` use in `dtype` (see the module docstring).
 
     ``rtol=None`` is the default tolerance: ``1e-8`` in float64; in float32 ``1e-5`` or the
-    float32 floor, whichever is reached first. An explicit `rtol` is strict.
+    float32 floor, whichever is reached first (``accept_stagnation=True``). An explicit `rtol` is
+    strict. `preconditioner`: as `ConjugateGradient`'s (``None``, `Jacobi()`, …).
     """
-    if rtol is None and jnp.dtype(dtype) != jnp.float64:
-        inner = ConjugateGradient(rtol=_default_rtol(dtype), atol=atol, max_steps=max_steps, preconditioner=preconditioner)
-        return _StopAtFloor(inner)
+    floor = rtol is None and jnp.dtype(dtype) != jnp.float64
     rtol = _default_rtol(dtype) if rtol is None else rtol
-    return ConjugateGradient(rtol=rtol, atol=atol, max_steps=max_steps, preconditioner=preconditioner)
+    return ConjugateGradient(
+        rtol=rtol, atol=atol, max_steps=max_steps, preconditioner=preconditioner, accept_stagnation=floor
+    )
 
 
-def _check_solver_arguments(owner, solver, rtol, atol, max_steps, preconditioner) -> None:
-    if solver is not None and (rtol is not None or atol != 0 or max_steps is not None or preconditioner is not _DEFAULT):
+def _check_solver_arguments(owner, solver, rtol, atol, max_steps, preconditioner, default_preconditioner) -> None:
+    # Equality, not identity: `Jacobi()` passed explicitly is the default, and configures nothing.
+    changed = eqx.tree_equal(preconditioner, default_preconditioner) is not True
+    if solver is not None and (rtol is not None or atol != 0 or max_steps is not None or changed):
         raise ValueError(
             f"{owner}.solve: pass either `solver` or `rtol`/`atol`/`max_steps`/`preconditioner` "
             "(they configure the default ConjugateGradient), not both."
@@ -270,7 +248,7 @@ class Poisson(AbstractStationaryPDE):
         rtol: float | None = None,
         atol: float = 0.0,
         max_steps: int | None = None,
-        preconditioner=_DEFAULT,
+        preconditioner: AbstractPreconditioner | lx.AbstractLinearOperator | None = None,
         solver: lx.AbstractLinearSolver | None = None,
         throw: bool = True,
     ) -> Float[Array, "*shape"]:
@@ -281,19 +259,20 @@ class Poisson(AbstractStationaryPDE):
         - `grid`: the grid; `source` (a field, scalar or callable, float32 or float64) defaults
           to the field ``self.source``.
         - `rtol`, `atol`, `max_steps`, `preconditioner`: for the default `ConjugateGradient`
-          (``‖b - Au‖ ≤ max(rtol ‖b‖, atol)``; no preconditioner by default — Jacobi is a
-          constant scaling for Poisson). Default ``rtol``: ``1e-8`` in float64; in float32
+          (``‖b - Au‖ ≤ max(rtol ‖b‖, atol)``). `preconditioner` is ``None`` (the default —
+          Jacobi is a constant scaling for Poisson), an `AbstractPreconditioner` such as
+          `Jacobi()`, built from the operator inside the solve, or a positive
+          semidefinite-tagged lineax operator. Default ``rtol``: ``1e-8`` in float64; in float32
           ``1e-5`` or the float32 floor, whichever is reached first (see the module docstring).
           An explicit ``rtol`` is strict. Finite-difference checks need a tight ``rtol``.
         - `solver`: any lineax solver instead (then leave the four above unset).
         - `throw`: raise (also under jit, via `equinox.error_if`) if the solve fails.
         """
-        _check_solver_arguments("Poisson", solver, rtol, atol, max_steps, preconditioner)
+        _check_solver_arguments("Poisson", solver, rtol, atol, max_steps, preconditioner, None)
         _check_dtype("Poisson.solve", "source", source)
         rhs = self.source_on_grid(grid) if source is None else sample_on_grid(source, grid, "source")
         _check_dtype("Poisson.solve", "source", rhs)
         operator = self.operator(grid, dtype=rhs.dtype)
-        preconditioner = None if preconditioner is _DEFAULT else preconditioner
         return _solve_definite("Poisson", operator, rhs, rtol, atol, max_steps, preconditioner, solver, throw)
 
 
@@ -354,7 +333,7 @@ class Darcy(AbstractStationaryPDE):
         rtol: float | None = None,
         atol: float = 0.0,
         max_steps: int | None = None,
-        preconditioner=_DEFAULT,
+        preconditioner: AbstractPreconditioner | lx.AbstractLinearOperator | None = Jacobi(),
         solver: lx.AbstractLinearSolver | None = None,
         throw: bool = True,
     ) -> Float[Array, "*shape"]:
@@ -364,8 +343,9 @@ class Darcy(AbstractStationaryPDE):
 
         - `grid`, `coefficient` (as in `operator`); `source` defaults to the field
           ``self.source`` and takes the coefficient's dtype.
-        - `rtol`, `atol`, `max_steps`, `preconditioner`: as in `Poisson.solve`, with Jacobi
-          preconditioning by default (``diag(A)`` varies with ``a``). Default ``rtol``: ``1e-8``
+        - `rtol`, `atol`, `max_steps`, `preconditioner`: as in `Poisson.solve`, with
+          ``preconditioner=Jacobi()`` by default (``diag(A)`` varies with ``a``; ``None`` for
+          none). Default ``rtol``: ``1e-8``
           in float64; in float32 ``1e-5`` or the float32 floor, whichever comes first — a float32
           gradient then costs about a third of a solve "to working precision". An explicit
           ``rtol`` is strict. Finite-difference gradient checks need a tight ``rtol`` (the
@@ -374,7 +354,7 @@ class Darcy(AbstractStationaryPDE):
 
         Gradients cost one adjoint CG solve (lineax's implicit differentiation).
         """
-        _check_solver_arguments("Darcy", solver, rtol, atol, max_steps, preconditioner)
+        _check_solver_arguments("Darcy", solver, rtol, atol, max_steps, preconditioner, Jacobi())
         _check_dtype("Darcy.solve", "coefficient", coefficient)
         _check_dtype("Darcy.solve", "source", source)
         operator = self.operator(grid, coefficient)
@@ -383,7 +363,6 @@ class Darcy(AbstractStationaryPDE):
             rhs = self.source_on_grid(grid, operator.dtype)
         else:
             rhs = sample_on_grid(source, grid, "source", operator.dtype)
-        preconditioner = "jacobi" if preconditioner is _DEFAULT else preconditioner
         return _solve_definite("Darcy", operator, rhs, rtol, atol, max_steps, preconditioner, solver, throw)
 
 
@@ -430,7 +409,7 @@ class Helmholtz(AbstractStationaryPDE):
         Default ``rtol``: ``1e-8`` in float64, ``1e-4`` in float32 (lineax's elementwise test).
         Differentiable with respect to `source` and the wavenumber.
         """
-        _check_solver_arguments("Helmholtz", solver, rtol, atol, max_steps, _DEFAULT)
+        _check_solver_arguments("Helmholtz", solver, rtol, atol, max_steps, None, None)
         _check_dtype("Helmholtz.solve", "source", source)
         rhs = self.source_on_grid(grid) if source is None else sample_on_grid(source, grid, "source")
         _check_dtype("Helmholtz.solve", "source", rhs)

@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 
 from jaxpde.numerics.krylov import ConjugateGradient, MixedPrecisionRefinement
+from jaxpde.numerics.preconditioning import Jacobi
 
 N = 6
 DTYPES = ("float32", "float64", "complex64", "complex128")
@@ -63,7 +64,7 @@ SOLVERS = [
     # function operator's diagonal) is carried, transposed and batched with the state.
     SolverCase(
         "ConjugateGradient-jacobi",
-        lambda dtype: ConjugateGradient(rtol=1e-5 if _single(dtype) else 1e-12, preconditioner="jacobi"),
+        lambda dtype: ConjugateGradient(rtol=1e-5 if _single(dtype) else 1e-12, preconditioner=Jacobi()),
         kinds=("matrix", "pytree", "function", "diagonal"),
     ),
     SolverCase(

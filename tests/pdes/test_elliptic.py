@@ -13,6 +13,7 @@ from scipy.fft import dstn, idstn
 from jaxpde import Grid
 from jaxpde.pdes import Darcy, Helmholtz, Poisson
 from jaxpde.numerics.krylov import ConjugateGradient, MixedPrecisionRefinement
+from jaxpde.numerics.preconditioning import Jacobi
 from jaxpde.pdes.elliptic import default_solver, evaluate_on_grid
 
 
@@ -99,7 +100,7 @@ def test_cg_iterations_match_scipy_on_the_same_matrix(x64):
     operator = Darcy().operator(grid, jnp.asarray(thresholded_field(32)))
     matrix = operator.to_sparse().to_scipy()
     b = np.ones(grid.size)
-    for preconditioner in (None, "jacobi"):
+    for preconditioner in (None, Jacobi()):
         solver = ConjugateGradient(rtol=1e-6, preconditioner=preconditioner)
         solution = lx.linear_solve(operator, jnp.ones(grid.shape), solver)
         ours = int(solution.stats["num_steps"])
@@ -110,7 +111,7 @@ def test_cg_iterations_match_scipy_on_the_same_matrix(x64):
         assert true_relative_residual(operator, solution.value, b) <= 1e-6
 
 
-@pytest.mark.parametrize("preconditioner", [None, "jacobi"])
+@pytest.mark.parametrize("preconditioner", [None, Jacobi()], ids=["none", "jacobi"])
 def test_float32_darcy_reaches_requested_tolerance(x64, preconditioner):
     # float32 arithmetic throughout: operator, right-hand side, iterates. The true residual is
     # measured in float64 on the float64 matrix of the same coefficient field.
@@ -142,7 +143,7 @@ def test_float32_below_attainable_tolerance_says_so_and_working_precision_succee
     b = jnp.ones(grid.shape, jnp.float32)
     # rtol = 1e-6 is below what a float32 vector can represent here (the exact solution rounded to
     # float32 already has a relative residual of ~2e-5): stagnation, quickly, not NaN or 10 n steps.
-    solution = lx.linear_solve(operator32, b, ConjugateGradient(rtol=1e-6, preconditioner="jacobi"), throw=False)
+    solution = lx.linear_solve(operator32, b, ConjugateGradient(rtol=1e-6, preconditioner=Jacobi()), throw=False)
     assert solution.result == lx.RESULTS.stagnation
     assert int(solution.stats["num_steps"]) < 1000
     assert np.all(np.isfinite(solution.value))
@@ -164,7 +165,7 @@ def test_float32_default_tolerance_stops_early_and_its_gradient_is_accurate(x64)
     a = thresholded_field(32)
     a32 = jnp.asarray(a, jnp.float32)
     b = jnp.ones(grid.shape, jnp.float32)
-    solver = default_solver(jnp.float32, preconditioner="jacobi")
+    solver = default_solver(jnp.float32, preconditioner=Jacobi())
     solution = lx.linear_solve(Darcy().operator(grid, a32), b, solver)
     assert solution.result == lx.RESULTS.successful
     assert int(solution.stats["num_steps"]) < 150
@@ -183,11 +184,14 @@ def test_float32_default_tolerance_stops_early_and_its_gradient_is_accurate(x64)
     fd = (direct_loss(a + eps * direction) - direct_loss(a - eps * direction)) / (2 * eps)
     assert float(jnp.sum(g32 * direction)) == pytest.approx(fd, rel=1e-4)
     # float64 keeps the strict 1e-8; an explicit rtol stays strict in float32.
-    assert isinstance(default_solver(jnp.float64), ConjugateGradient) and default_solver(jnp.float64).rtol == 1e-8
-    assert isinstance(default_solver(jnp.float32, rtol=1e-5), ConjugateGradient)
+    assert default_solver(jnp.float64).rtol == 1e-8 and not default_solver(jnp.float64).accept_stagnation
+    assert not default_solver(jnp.float32, rtol=1e-5).accept_stagnation
+    assert solver.accept_stagnation
 
 
-@pytest.mark.parametrize("preconditioner", [pytest.param(None, marks=pytest.mark.slow), "jacobi"])
+@pytest.mark.parametrize(
+    "preconditioner", [pytest.param(None, marks=pytest.mark.slow, id="none"), pytest.param(Jacobi(), id="jacobi")]
+)
 def test_mixed_precision_refinement_reaches_1e_minus_6_with_float32_cg(x64, preconditioner):
     n = 64
     grid = Grid((n, n), boundary="dirichlet")
@@ -198,7 +202,7 @@ def test_mixed_precision_refinement_reaches_1e_minus_6_with_float32_cg(x64, prec
     assert solution.result == lx.RESULTS.successful
     assert true_relative_residual(operator64, solution.value, b) <= 1e-6
     assert 2 <= int(solution.stats["num_refinements"]) <= 5
-    if preconditioner == "jacobi":  # the same through the PDE interface
+    if preconditioner is not None:  # the same through the PDE interface
         a = jnp.asarray(thresholded_field(n, seed=2))
         u = Darcy().solve(grid, a, solver=MixedPrecisionRefinement(rtol=1e-6, inner=inner))
         np.testing.assert_allclose(u, solution.value, rtol=1e-12)
@@ -210,7 +214,7 @@ def test_lineax_cg_and_preconditioner_options_are_honoured(x64):
     b = jnp.ones(grid.shape)
     jacobi = lx.DiagonalLinearOperator(1 / operator.diagonal().reshape(grid.shape))
     jacobi = lx.TaggedLinearOperator(jacobi, lx.positive_semidefinite_tag)
-    by_name = lx.linear_solve(operator, b, ConjugateGradient(rtol=1e-8, preconditioner="jacobi"))
+    by_name = lx.linear_solve(operator, b, ConjugateGradient(rtol=1e-8, preconditioner=Jacobi()))
     by_field = lx.linear_solve(operator, b, ConjugateGradient(rtol=1e-8, preconditioner=jacobi))
     by_option = lx.linear_solve(operator, b, ConjugateGradient(rtol=1e-8), options={"preconditioner": jacobi})
     assert int(by_name.stats["num_steps"]) == int(by_field.stats["num_steps"]) == int(by_option.stats["num_steps"])
@@ -339,8 +343,16 @@ def test_bad_inputs_raise_clear_errors():
         Poisson().residual(lambda x: x, jnp.ones(2))
     with pytest.raises(ValueError, match="no exact solution is known"):
         Darcy().exact_solution(jnp.ones(2))
-    with pytest.raises(ValueError, match="unknown `preconditioner` 'ilu'"):
+    with pytest.raises(TypeError, match="`preconditioner` must be None, an AbstractPreconditioner .* got str"):
         ConjugateGradient(rtol=1e-6, preconditioner="ilu")
+    with pytest.raises(TypeError, match=r"the 'jacobi' string is now Jacobi\(\)"):
+        Darcy().solve(grid, a, preconditioner="jacobi")
+    # The default Jacobi() passed explicitly configures nothing; any other preconditioner does.
+    Darcy().solve(grid, a, preconditioner=Jacobi(), solver=ConjugateGradient(rtol=1e-3))
+    with pytest.raises(ValueError, match="pass either `solver` or"):
+        Darcy().solve(grid, a, preconditioner=None, solver=ConjugateGradient(rtol=1e-3))
+    with pytest.raises(ValueError, match="pass either `solver` or"):
+        Poisson().solve(grid, preconditioner=Jacobi(), solver=ConjugateGradient(rtol=1e-3))
     neumann = Grid((6, 6), boundary="dirichlet")
     object.__setattr__(neumann, "boundary", "neumann")
     with pytest.raises(ValueError, match="unsupported boundary kind 'neumann'"):

@@ -21,6 +21,7 @@ import pytest
 
 from jaxpde import Grid
 from jaxpde.numerics.krylov import ConjugateGradient, MixedPrecisionRefinement
+from jaxpde.numerics.preconditioning import Jacobi
 from jaxpde.pdes import Darcy
 
 N = 5
@@ -42,7 +43,7 @@ SOLVERS = [
         lambda stats: stats["num_steps"], MAX_STEPS,
     ),
     SolverCase(
-        "ConjugateGradient-jacobi", lambda: ConjugateGradient(rtol=1e-5, max_steps=MAX_STEPS, preconditioner="jacobi"),
+        "ConjugateGradient-jacobi", lambda: ConjugateGradient(rtol=1e-5, max_steps=MAX_STEPS, preconditioner=Jacobi()),
         "float32", lambda stats: stats["num_steps"], MAX_STEPS,
     ),
     SolverCase(
