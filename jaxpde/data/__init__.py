@@ -7,8 +7,11 @@ bar. Nothing is downloaded.
 
 The FNO-paper datasets (Li et al., ICLR 2021) — `BurgersConfig`, `DarcyConfig`,
 `NavierStokesConfig` — and trajectory datasets for autoregressive emulators —
-`BurgersTrajectoryConfig`, `KuramotoSivashinskyConfig`. Each module's docstring states the
-paper's setting and what differs. A new time-dependent dataset subclasses `TrajectoryConfig`
+`BurgersTrajectoryConfig`, `KuramotoSivashinskyConfig`; families of SPD linear systems for
+preconditioners, whose configs also build each sample's operator — `DarcySystemConfig`,
+`PoissonSystemConfig`, `LognormalDiffusionConfig`, `AnisotropicDiffusionConfig`,
+`HeatStepConfig`, `SyntheticSPDConfig` (NeuralIF's ``A = M Mᵀ + αI``). Each module's docstring
+states the paper's setting and what differs. A new time-dependent dataset subclasses `TrajectoryConfig`
 (or `TimeDependentConfig`): its fields, `grid()` and `pde()`.
 
 Example::
@@ -27,6 +30,15 @@ from ._darcy import DarcyConfig
 from ._dataset import Dataset, load_dataset, split_key
 from ._generate import generate_samples, sample_key
 from ._kuramoto_sivashinsky import KuramotoSivashinskyConfig
+from ._linear_systems import (
+    AnisotropicDiffusionConfig,
+    DarcySystemConfig,
+    HeatStepConfig,
+    LinearSystemConfig,
+    LognormalDiffusionConfig,
+    PoissonSystemConfig,
+    SyntheticSPDConfig,
+)
 from ._navier_stokes import NavierStokesConfig
 from ._normalise import GaussianNormalizer, UnitGaussianNormalizer
 from ._resolution import coarse_size, subsample
@@ -52,4 +64,11 @@ __all__ = [
     "DarcyConfig",
     "NavierStokesConfig",
     "KuramotoSivashinskyConfig",
+    "LinearSystemConfig",
+    "DarcySystemConfig",
+    "PoissonSystemConfig",
+    "LognormalDiffusionConfig",
+    "AnisotropicDiffusionConfig",
+    "HeatStepConfig",
+    "SyntheticSPDConfig",
 ]
