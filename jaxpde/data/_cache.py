@@ -16,6 +16,12 @@ non-finite sample — is treated as absent, with a warning that says why: the da
 regenerated and the entry rewritten. Both files are written
 atomically (`jaxpde.data._files`), the JSON first, so the archive's presence marks a complete
 entry.
+
+In a multi-process job every process calls `read_entry` and `write_entry` together (as
+`load_dataset` does). Reading is agreed: if the entry is not valid on every process, every
+process treats it as absent, so all of them generate (a collective) or none does. Writing is
+done by process 0; once it is done, any process that does not see the file (a cache folder
+that is not shared between hosts) writes its own, identical copy.
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
+import jax
 import numpy as np
 
+from .. import distributed
 from ._config import DatasetConfig
 from ._files import UNREADABLE, atomic_save_npz, atomic_write_bytes, content_hash, load_npz
 
@@ -72,7 +80,23 @@ def _versions() -> dict[str, str]:
 
 
 def write_entry(entry: CacheEntry, config: DatasetConfig, splits: dict[str, dict[str, np.ndarray]]) -> None:
-    """Store `splits` (``{"train": {...}, "test": {...}, "coordinates": {...}}``) and the config."""
+    """Store `splits` (``{"train": {...}, "test": {...}, "coordinates": {...}}``) and the config.
+
+    In a multi-process job, process 0 writes and the others wait for it (see the module docstring).
+    """
+    if jax.process_count() == 1:
+        _write_entry(entry, config, splits)
+        return
+    if distributed.is_primary():
+        _write_entry(entry, config, splits)
+    distributed.barrier(f"jaxpde.data.write_entry {entry.arrays.name}")
+    if not distributed.is_primary() and not entry.arrays.exists():
+        _write_entry(entry, config, splits)
+    # Every process returns once every copy exists, so a following `read_entry` agrees.
+    distributed.barrier(f"jaxpde.data.write_entry {entry.arrays.name} copies")
+
+
+def _write_entry(entry: CacheEntry, config: DatasetConfig, splits: dict[str, dict[str, np.ndarray]]) -> None:
     identity = config.identity()
     arrays = {f"{split}.{name}": np.asarray(value) for split in _SPLITS for name, value in splits[split].items()}
     arrays[_CONFIG_KEY] = np.asarray(json.dumps(identity, sort_keys=True))
@@ -90,21 +114,35 @@ def read_entry(entry: CacheEntry, config: DatasetConfig) -> dict[str, dict[str, 
     """The stored splits if the entry is valid (see the module docstring), else ``None``.
 
     A file that exists but is not a valid entry for `config` triggers a warning that says why
-    (it will be regenerated).
+    (it will be regenerated). In a multi-process job, ``None`` on every process unless the entry
+    is valid on all of them.
     """
+    splits = _read_entry(entry, config)
+    if jax.process_count() > 1 and not distributed.all_agree(splits is not None):
+        if splits is not None:
+            warnings.warn(
+                f"jaxpde.data: cached file {entry.arrays} is missing or invalid on another process of the job; "
+                "every process regenerates it.",
+                stacklevel=3,
+            )
+        return None
+    return splits
+
+
+def _read_entry(entry: CacheEntry, config: DatasetConfig) -> dict[str, dict[str, np.ndarray]] | None:
     if not entry.arrays.exists():
         return None
     try:
         stored = load_npz(entry.arrays)
         identity = json.loads(str(stored.pop(_CONFIG_KEY)))
     except UNREADABLE as error:
-        warnings.warn(f"jaxpde.data: cached file {entry.arrays} is unreadable ({error}); regenerating.", stacklevel=3)
+        warnings.warn(f"jaxpde.data: cached file {entry.arrays} is unreadable ({error}); regenerating.", stacklevel=4)
         return None
     if identity != config.identity():
         warnings.warn(
             f"jaxpde.data: cached file {entry.arrays} was made with a different config; regenerating.\n"
             f"  stored:    {identity}\n  requested: {config.identity()}",
-            stacklevel=3,
+            stacklevel=4,
         )
         return None
     splits: dict[str, dict[str, np.ndarray]] = {split: {} for split in _SPLITS}
@@ -126,7 +164,7 @@ def read_entry(entry: CacheEntry, config: DatasetConfig) -> dict[str, dict[str, 
                 warnings.warn(
                     f"jaxpde.data: cached file {entry.arrays} holds non-finite values in {split} `{name}` "
                     f"(samples {bad[:10].tolist()}); regenerating.",
-                    stacklevel=3,
+                    stacklevel=4,
                 )
                 return None
     return splits

@@ -27,6 +27,14 @@ naming the samples, instead of being stored (a diverged solve is a bug in the co
 data), and a checkpointed chunk holding one is recomputed.
 
 Progress is a `tqdm` bar counting samples, with the rate (samples/s) and the ETA.
+
+**Several processes.** In a multi-process job (`jaxpde.distributed`) every process calls
+`generate_samples` with the same arguments; chunk ``c`` is computed by process ``c mod P``
+(checkpointed under its own name, so a rerun with another process count reuses it on a shared
+folder), and an all-gather of the chunks' bytes gives every process the whole set. Sample ``i``
+is still the output of batch ``i // batch_size``'s program on its keys, so the result is bit for
+bit the one-process result. The progress bar is process 0's share; a non-finite sample is
+reported by every process once the chunks are gathered.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ._files import UNREADABLE, atomic_save_npz, load_npz
 
 __all__ = ["generate_samples", "sample_key"]
@@ -146,58 +155,136 @@ def generate_samples(
     def bounds(index: int) -> tuple[int, int]:
         return index * chunk_size, min((index + 1) * chunk_size, num_samples)
 
-    done = set()
-    if checkpoint_dir is not None:
-        for index in range(num_chunks):
-            path = chunk_path(index)
-            if not path.exists():
-                continue
-            start, stop = bounds(index)
-            try:
-                saved = load_npz(path)
-                if set(saved) != set(out) or any(saved[k].shape != out[k][start:stop].shape for k in out):
-                    raise ValueError("layout mismatch")
-                if _non_finite(saved):
-                    raise ValueError("non-finite values")
-            except UNREADABLE:
-                continue  # a damaged, edited or non-finite checkpoint is recomputed
-            for name in out:
-                out[name][start:stop] = saved[name]
-            done.add(index)
-
+    # Chunk `c` is computed by process `c mod P`: the job's processes share the work, and
+    # whichever computes a chunk, its samples are the same program's outputs.
+    processes, me = jax.process_count(), jax.process_index()
+    mine = range(me, num_chunks, processes)
+    done = _load_finished_chunks(out, mine, chunk_path, bounds) if checkpoint_dir is not None else set()
     initial = sum(stop - start for start, stop in map(bounds, done))
+    total = sum(stop - start for start, stop in map(bounds, mine))
+    label = desc if processes == 1 else f"{desc or 'samples'} (process 0 of {processes}: its share)"
     with tqdm(
-        total=num_samples,
+        total=total,
         initial=initial,
-        desc=desc,
+        desc=label,
         unit="sample",
-        disable=not progress,
+        disable=not progress or me != 0,
         dynamic_ncols=True,
         mininterval=0.5,
     ) as bar:
-        for index in range(num_chunks):
+        for index in mine:
             if index in done:
                 continue
             start, stop = bounds(index)
-            parts = []
-            for first in range(start, stop, batch_size):
-                # Batch `first // batch_size` is always the same `width` consecutive keys (the
-                # tail past `num_samples` is computed and dropped), so every sample is the output
-                # of one program on one input, whatever the chunk size or split size.
-                indices = np.arange(first, first + width, dtype=np.uint32)
-                values = jax.device_get(run(key, jnp.asarray(indices)))
-                parts.append({name: np.asarray(values[name])[: min(batch_size, stop - first)] for name in out})
-            chunk = {name: np.concatenate([part[name] for part in parts]) for name in out}
+            chunk = _compute_chunk(run, key, start, stop, batch_size, width, out)
             bad = _non_finite(chunk)
-            if bad:
-                where = "; ".join(f"`{name}` of samples {(start + i).tolist()}" for name, i in bad.items())
-                raise ValueError(
-                    f"generate_samples: non-finite values (NaN/Inf) in {where}"
-                    f"{f' ({desc})' if desc else ''}; a diverged or unstable solve is not stored."
-                )
+            if bad and processes == 1:
+                _raise_non_finite(bad, start, desc)
             for name in out:
                 out[name][start:stop] = chunk[name]
-            if checkpoint_dir is not None:
+            if checkpoint_dir is not None and not bad:
                 atomic_save_npz(chunk_path(index), chunk)
             bar.update(stop - start)
+    if processes > 1:
+        _gather_chunks(out, num_chunks, chunk_size, bounds)
+        # Every process checks the assembled samples, so all raise together (none is left
+        # waiting for the others in a collective).
+        bad = _non_finite(out)
+        if bad:
+            _raise_non_finite(bad, 0, desc)
     return out
+
+
+def _load_finished_chunks(out, indices, chunk_path, bounds) -> set[int]:
+    """Copy into `out` the checkpointed chunks among `indices` whose contents verify."""
+    done = set()
+    for index in indices:
+        path = chunk_path(index)
+        if not path.exists():
+            continue
+        start, stop = bounds(index)
+        try:
+            saved = load_npz(path)
+            if set(saved) != set(out) or any(saved[k].shape != out[k][start:stop].shape for k in out):
+                raise ValueError("layout mismatch")
+            if _non_finite(saved):
+                raise ValueError("non-finite values")
+        except UNREADABLE:
+            continue  # a damaged, edited or non-finite checkpoint is recomputed
+        for name in out:
+            out[name][start:stop] = saved[name]
+        done.add(index)
+    return done
+
+
+def _compute_chunk(run, key, start: int, stop: int, batch_size: int, width: int, out) -> dict[str, np.ndarray]:
+    parts = []
+    for first in range(start, stop, batch_size):
+        # Batch `first // batch_size` is always the same `width` consecutive keys (the tail past
+        # `num_samples` is computed and dropped), so every sample is the output of one program
+        # on one input, whatever the chunk size, split size or number of processes.
+        indices = np.arange(first, first + width, dtype=np.uint32)
+        values = jax.device_get(run(key, jnp.asarray(indices)))
+        parts.append({name: np.asarray(values[name])[: min(batch_size, stop - first)] for name in out})
+    return {name: np.concatenate([part[name] for part in parts]) for name in out}
+
+
+def _raise_non_finite(bad: dict[str, np.ndarray], start: int, desc: str | None) -> None:
+    where = "; ".join(f"`{name}` of samples {(start + i).tolist()}" for name, i in bad.items())
+    raise ValueError(
+        f"generate_samples: non-finite values (NaN/Inf) in {where}"
+        f"{f' ({desc})' if desc else ''}; a diverged or unstable solve is not stored."
+    )
+
+
+# Bytes each process contributes to one all-gather: bounds the memory of the collective.
+_GATHER_BYTES = 1 << 26
+
+
+def _gather_chunks(out: dict[str, np.ndarray], num_chunks: int, chunk_size: int, bounds) -> None:
+    """Fill in `out` the chunks the other processes computed (chunk ``c`` is process ``c mod P``'s).
+
+    Process ``p`` packs the bytes of its chunks ``p, p + P, …`` — every array's samples, padded
+    to `chunk_size` — into rows of one ``uint8`` buffer; an all-gather of rows (a few at a time)
+    gives every process every chunk, bit for bit whatever the dtypes.
+    """
+    processes, me = jax.process_count(), jax.process_index()
+    names = sorted(out)
+    sample_bytes = [out[name].dtype.itemsize * math.prod(out[name].shape[1:]) for name in names]
+    row_bytes = chunk_size * sum(sample_bytes)
+    rows = math.ceil(num_chunks / processes)
+    per_gather = max(1, _GATHER_BYTES // max(row_bytes, 1))
+    for first_row in range(0, rows, per_gather):
+        count = min(per_gather, rows - first_row)
+        local = np.zeros((count, row_bytes), np.uint8)
+        for r in range(count):
+            index = (first_row + r) * processes + me
+            if index < num_chunks:
+                local[r] = _pack(out, names, sample_bytes, chunk_size, *bounds(index))
+        gathered = distributed.allgather_bytes(local)  # (processes, count, row_bytes)
+        for process in range(processes):
+            if process == me:
+                continue
+            for r in range(count):
+                index = (first_row + r) * processes + process
+                if index < num_chunks:
+                    _unpack(gathered[process, r], out, names, sample_bytes, chunk_size, *bounds(index))
+
+
+def _pack(out, names, sample_bytes, chunk_size, start, stop) -> np.ndarray:
+    row = np.zeros(chunk_size * sum(sample_bytes), np.uint8)
+    offset = 0
+    for name, size in zip(names, sample_bytes):
+        data = np.ascontiguousarray(out[name][start:stop]).reshape(-1).view(np.uint8)
+        row[offset : offset + data.size] = data
+        offset += chunk_size * size
+    return row
+
+
+def _unpack(row, out, names, sample_bytes, chunk_size, start, stop) -> None:
+    offset = 0
+    for name, size in zip(names, sample_bytes):
+        array = out[name]
+        data = row[offset : offset + (stop - start) * size]
+        out[name][start:stop] = data.view(array.dtype).reshape(stop - start, *array.shape[1:])
+        offset += chunk_size * size

@@ -12,6 +12,11 @@ matches its fingerprint.
 A checkpoint holds the leaves of a pytree as a flat, numbered dict (robust to the empty
 nodes and named tuples of optax states) plus JSON metadata; the caller keeps the tree
 structure, which a resumed run rebuilds from its own model and optimiser.
+
+In a multi-process job every process creates the store on the same (shared) folder and calls
+`save` and `restore` at the same steps: orbax writes collectively — each array's shards by the
+processes that hold them, the metadata and the final rename by process 0 after every process
+has finished — so a checkpoint is complete for all processes or absent for all.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from .. import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -128,8 +135,11 @@ class CheckpointStore:
                 logger.warning("skipping damaged checkpoint: %s", error)
                 damaged.append(step)
         if found is not None and damaged:
-            for step in damaged:
-                (self.directory / str(step)).rename(self.directory / f"damaged-{step}")
+            # In a multi-process job the folder is shared: process 0 moves, the others wait.
+            if distributed.is_primary():
+                for step in damaged:
+                    (self.directory / str(step)).rename(self.directory / f"damaged-{step}")
+            distributed.barrier("jaxpde.training.CheckpointStore.restore_latest")
             self._manager.reload()
         return found
 

@@ -21,6 +21,11 @@ learned preconditioners, samplers) uses it, so they all get the same guarantees:
   lock (`run_lock`) stops a second process writing the same folder;
 * **data parallelism** — with more than one device, the batch is split over a one-axis mesh
   and the parameters are replicated; the compiler inserts the gradient all-reduce;
+* **several processes** — after `jaxpde.distributed.initialize`, every process runs the same
+  call: the step is one program over every process's devices (a sampler's or an
+  `ArrayLoader`'s batch is the one a single process would draw), process 0 alone shows the
+  progress bar, writes ``metrics.jsonl`` and holds the lock, and the checkpoints are written
+  collectively into the one shared `out_dir`; exact resume holds as on one process;
 * **progress, metrics, callbacks** — a tqdm bar, one JSON line per log point in
   ``out_dir/metrics.jsonl``, and callbacks (validation, early stopping) at the log points;
 * **checkpoints** — orbax, asynchronous, atomic, with a fingerprint and a retention policy
@@ -51,7 +56,8 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray, UInt
 from tqdm.auto import tqdm
 
 from ._callbacks import LogPoint
-from ._checkpoints import CheckpointStore
+from .. import distributed
+from ._checkpoints import CheckpointStore, fingerprint
 from ._feeds import make_feed
 from ._identity import RunMismatchError, differences, run_identity
 from ._lock import run_lock
@@ -186,6 +192,8 @@ def fit(
     _check_arguments(model, optimiser, steps, checkpoint_every, log_every, ema_decay, callbacks)
     run = _build(model, optimiser, loss_fn, data, key, devices, extra, ema_decay)
     identity = run.identity(run_config)
+    primary = jax.process_index() == 0
+    progress = progress and primary
     with contextlib.ExitStack() as stack:
         state, start, resumed_from, stop_reason, store, log = run.state, 0, None, None, None, None
         if out_dir is not None:
@@ -200,7 +208,7 @@ def fit(
                     )
                 state, start, stop_reason = _resume(store, state, identity, steps, out_dir)
                 resumed_from = start
-            log = MetricsLog(out_dir / "metrics.jsonl", resume_step=start)
+            log = MetricsLog(out_dir / "metrics.jsonl", resume_step=start, write=primary)
             stack.callback(log.close)
         if start > steps:
             raise ValueError(f"fit: the checkpoint in {out_dir} is at step {start}, beyond `steps`={steps}.")
@@ -253,6 +261,8 @@ class _Run:
             )
         )
         self.step = make_train_step(self.static, update, full_loss, feed, placement, self.names, ema_decay)
+        if jax.process_count() > 1:
+            _check_same_initial_state(self.state)
 
     def identity(self, run_config):
         state = self.state
@@ -409,7 +419,10 @@ class _Loop:
             # Keep what was done: a resumed run picks up from here. (An interrupt that lands inside
             # the step call leaves `state` donated: then the last checkpoint is the resume point.)
             donated = any(leaf.is_deleted() for leaf in jax.tree.leaves(state))
-            if self.store is not None and not donated and int(state.bad_step) < 0 and int(state.step) != self.last_saved:
+            # Not in a multi-process job: the processes are interrupted at different steps, and
+            # a collective save needs them all at one.
+            alone = jax.process_count() == 1
+            if alone and self.store is not None and not donated and int(state.bad_step) < 0 and int(state.step) != self.last_saved:
                 self._save(state, int(state.step), None)
             raise
         finally:
@@ -463,6 +476,17 @@ class _Loop:
         labels, names = self.job.labels, self.job.names
         values = dict(zip(names, map(float, np.asarray(state.bad_values))))
         raise NonFiniteError(bad_step + 1, labels[int(state.bad_term)], values, self.last_saved)
+
+
+def _check_same_initial_state(state: TrainState) -> None:
+    # The state is replicated from each process's own copy; copies that differ (a model
+    # initialised from a per-process key) would leave the replicas disagreeing under one program.
+    values = distributed.same_on_every_process(fingerprint(_checkpointed(state)))
+    if values is not None:
+        raise ValueError(
+            "fit: the model, optimiser state, extra state and key must be the same on every process of a "
+            f"multi-process job (initialise them from the same key); their CRC-32 per process is {values}."
+        )
 
 
 def _checkpointed(state: TrainState) -> list:

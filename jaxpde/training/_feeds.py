@@ -12,6 +12,14 @@ of data source satisfy that:
   *function* wrapped with `functools.partial`…): on resume it is iterated afresh and the
   batches already consumed are skipped. A one-shot iterator cannot be rewound, so resuming
   with one is refused.
+
+In a multi-process job (`jaxpde.distributed`) the step is one program over every process's
+devices. A sampler and an `ArrayLoader` then need nothing per process: the batch is built
+inside the step and each device computes its own rows of it — the batch of step ``s`` is the
+one a single process would draw, whatever the number of processes, so a run matches its
+single-process counterpart and resumes under any process count. Every process holds the
+loader's arrays (checked: they must be equal on every process). An iterable yields each
+process's own slice of the global batch.
 """
 
 from __future__ import annotations
@@ -128,6 +136,8 @@ class ArrayFeed(Feed):
 
     def __init__(self, loader: ArrayLoader, put: Callable[[PyTree], PyTree]):
         self.loader = loader
+        if jax.process_count() > 1:
+            _check_same_on_every_process(loader.arrays)
         self.arrays = put(jax.tree.map(jnp.asarray, loader.arrays))
         self._put = put
         self._epoch = None
@@ -152,6 +162,21 @@ class ArrayFeed(Feed):
         offset = (step % self.loader.steps_per_epoch) * size
         index = jax.lax.dynamic_slice_in_dim(order, offset, size)
         return jax.tree.map(lambda a: a[index], arrays)
+
+
+def _check_same_on_every_process(arrays: PyTree) -> None:
+    # Replicating differing arrays would give each process's devices its own data under one
+    # program: silently wrong gradients. A checksum per process catches it at the start.
+    from .. import distributed
+    from ._checkpoints import fingerprint
+
+    values = distributed.same_on_every_process(fingerprint(jax.tree.leaves(arrays)))
+    if values is not None:
+        raise ValueError(
+            "fit: an ArrayLoader's arrays must be the same on every process of a multi-process job (each device "
+            f"gathers its rows of the batch from them); their CRC-32 per process is {values}. Load the same data "
+            "everywhere, or pass each process's own batches as an iterable."
+        )
 
 
 class IterableFeed(Feed):

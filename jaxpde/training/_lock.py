@@ -13,6 +13,11 @@ that — a second ``open`` of the file is a second open file description, which 
 with the first even in the same process — so the process keeps one descriptor per folder
 and a count of its holders.
 
+In a multi-process job (one run, several processes writing collectively, see
+`jaxpde.distributed`) the processes are one writer: process 0 alone takes the lock, and every
+process learns whether it got it, so that all of them raise `RunLockedError` together rather
+than some waiting forever in a collective for those that raised.
+
 `flock` is advisory and local to one machine's kernel; on network file systems (NFS) it may
 be emulated or ignored, so two hosts sharing a folder over NFS are not reliably excluded.
 """
@@ -27,6 +32,10 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+import jax
+
+from .. import distributed
 
 LOCK_NAME = ".lock"
 
@@ -61,7 +70,7 @@ def run_lock(out_dir: str | Path) -> Iterator[Path]:
     with _registry_guard:
         entry = _held.get(name)
         if entry is None:
-            _held[name] = entry = [_acquire(Path(name)), 0]
+            _held[name] = entry = [_acquire_for_the_job(Path(name)), 0]
         entry[1] += 1
     try:
         yield Path(name)
@@ -71,8 +80,30 @@ def run_lock(out_dir: str | Path) -> Iterator[Path]:
             if entry[1] == 0:
                 del _held[name]
                 file = entry[0]
-                fcntl.flock(file, fcntl.LOCK_UN)
-                file.close()
+                if file is not None:  # None on the processes of a job other than process 0
+                    fcntl.flock(file, fcntl.LOCK_UN)
+                    file.close()
+
+
+def _acquire_for_the_job(directory: Path):
+    """The lock file held open (process 0), or ``None`` (the other processes of a job)."""
+    if jax.process_count() == 1:
+        return _acquire(directory)
+    file, error = None, None
+    if distributed.is_primary():
+        try:
+            file = _acquire(directory)
+        except RunLockedError as raised:
+            error = raised
+    if distributed.all_agree(error is None):
+        return file
+    if error is None:
+        # Process 0 failed; the holder's text is in the file for everyone to read.
+        error = RunLockedError(directory, (directory / LOCK_NAME).read_text().strip())
+    if file is not None:
+        fcntl.flock(file, fcntl.LOCK_UN)
+        file.close()
+    raise error
 
 
 def _acquire(directory: Path):

@@ -1,11 +1,18 @@
 """Data parallelism with `jax.sharding`: one mesh axis over every device, batches split along
 it, parameters and optimiser state replicated.
 
-Nothing here is specific to one host. In a multi-host job (after
-``jax.distributed.initialize()``) `jax.devices()` lists every device of every host; each host
-passes its *own* slice of the global batch, and `DataParallel.put_batch` assembles the global
-array with `jax.make_array_from_process_local_data`. Under `jax.jit` the compiler (GSPMD)
-inserts the all-reduce of the gradients: the step function is the same as on one device.
+Nothing here is specific to one host. In a multi-process job (after
+`jaxpde.distributed.initialize`) `jax.devices()` lists every device of every process and the
+mesh spans them all; the step is one global program, the same as on one process, and the
+compiler (GSPMD) inserts the all-reduce of the gradients. Where the batch comes from decides
+what each process supplies:
+
+* made *inside* the step (a sampler, an `ArrayLoader`'s gather): nothing — each device computes
+  its own rows of the global batch (JAX's random bits are partitionable), so the batch is the
+  one a single process with as many devices would draw;
+* handed in from the host (an iterable): each process passes its *own* slice of the global
+  batch (a multiple of its local device count), and `DataParallel.put_batch` assembles the
+  global array with `jax.make_array_from_process_local_data`.
 """
 
 from __future__ import annotations
@@ -28,6 +35,11 @@ class DataParallel:
         devices = list(jax.devices() if devices is None else devices)
         if not devices:
             raise ValueError("DataParallel: `devices` is empty.")
+        if jax.process_count() > 1 and not any(d.process_index == jax.process_index() for d in devices):
+            raise ValueError(
+                f"DataParallel: in a job of {jax.process_count()} processes every process must own some of `devices`; "
+                f"process {jax.process_index()} owns none of {devices}. Pass `devices=None` (every device of the job)."
+            )
         self.devices = devices
         self.mesh = Mesh(np.asarray(devices), (DATA_AXIS,))
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
@@ -75,12 +87,24 @@ class DataParallel:
                 )
 
     def put_batch(self, batch: PyTree) -> PyTree:
-        """Split each array of a (host-local) batch along its leading axis across the devices."""
-        self.check_batch(batch)
+        """Split each array of a batch along its leading axis across the devices.
+
+        In a multi-process job `batch` is this process's slice of the global batch.
+        """
         if jax.process_count() > 1:
+            local = sum(device.process_index == jax.process_index() for device in self.devices)
+            for leaf in jax.tree.leaves(batch):
+                n = np.shape(leaf)[0] if np.ndim(leaf) else None
+                if n is None or n % local:
+                    raise ValueError(
+                        f"fit: in a multi-process job each process passes its own slice of the batch, split over its "
+                        f"{local} devices, so every array's leading axis must be a multiple of {local}; got an array "
+                        f"of shape {np.shape(leaf)} on process {jax.process_index()}."
+                    )
             return jax.tree.map(
                 lambda x: jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(x)), batch
             )
+        self.check_batch(batch)
         return jax.tree.map(lambda x: jax.device_put(x, self.batch_sharding), batch)
 
     def constrain_batch(self, batch: PyTree) -> PyTree:
