@@ -8,8 +8,24 @@ diffrax solvers.
   `probability_flow`, `sde_drift`, `classifier_free_guidance`, and `Denoiser` around any model.
 - Ground truth: `GaussianMixture` (noised density, score and predictions exact at every time),
   `eight_gaussians`.
+- Training (`jaxpde.training.fit` losses): `DenoisingScoreMatching` (ε/x₀/v/EDM/likelihood/λ
+  weightings), `FlowMatching` (and reflow on `reflow_pairs`), time laws `UniformTime`,
+  `UShapedTime`, `LogNormalSigma`, `LogitNormalTime`.
+- Likelihood: `log_likelihood` through the probability-flow ODE (exact or Hutchinson trace).
 """
 
+from ._likelihood import log_likelihood, ode_log_likelihood
+from ._losses import (
+    WEIGHTINGS,
+    AbstractTimeDistribution,
+    DenoisingScoreMatching,
+    FlowMatching,
+    LogitNormalTime,
+    LogNormalSigma,
+    UniformTime,
+    UShapedTime,
+    reflow_pairs,
+)
 from ._mixture import GaussianMixture, eight_gaussians
 from ._parameterisation import (
     PARAMETERISATIONS,
@@ -45,4 +61,15 @@ __all__ = [
     "Denoiser",
     "GaussianMixture",
     "eight_gaussians",
+    "AbstractTimeDistribution",
+    "UniformTime",
+    "UShapedTime",
+    "LogNormalSigma",
+    "LogitNormalTime",
+    "WEIGHTINGS",
+    "DenoisingScoreMatching",
+    "FlowMatching",
+    "reflow_pairs",
+    "log_likelihood",
+    "ode_log_likelihood",
 ]
