@@ -171,5 +171,15 @@ def _read_entry(entry: CacheEntry, config: DatasetConfig) -> dict[str, dict[str,
 
 
 def remove_partial(entry: CacheEntry) -> None:
-    """Delete the chunk checkpoints of a finished generation."""
+    """Delete the chunk checkpoints of a finished generation.
+
+    In a multi-process job every process removes its view of the folder (a shared one, or each
+    host's own) between two barriers: none still writes a chunk into it, and none starts writing
+    one before it is gone.
+    """
+    if jax.process_count() == 1:
+        shutil.rmtree(entry.partial, ignore_errors=True)
+        return
+    distributed.barrier(f"jaxpde.data.remove_partial {entry.partial.name}")
     shutil.rmtree(entry.partial, ignore_errors=True)
+    distributed.barrier(f"jaxpde.data.remove_partial {entry.partial.name} done")
