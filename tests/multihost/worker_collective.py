@@ -7,10 +7,12 @@ status 3 before joining the job, as a process that fails to start.
 import os
 import sys
 
-from jaxpde import distributed
-
-if len(sys.argv) > 1 and os.environ.get(distributed.ENV_PROCESS_ID) == sys.argv[1]:
+# Before importing anything heavy: a process that fails to start fails at once.
+if len(sys.argv) > 1 and os.environ.get("JAXPDE_PROCESS_ID") == sys.argv[1]:
     sys.exit(3)
+
+from jaxpde import distributed  # noqa: E402
+
 distributed.initialize()
 
 import jax  # noqa: E402
