@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from ._parameterisation import Denoiser, Parameterisation, check_parameterisation, convert
+from ._parameterisation import Denoiser, Parameterisation, _coefficients, _from_data_and_noise, check_parameterisation
 from ._schedules import AbstractSchedule
 
 __all__ = ["GaussianMixture", "eight_gaussians"]
@@ -157,9 +157,9 @@ class GaussianMixture(eqx.Module):
         return _sample(self.weights, self.means, self.covariances, key, n)
 
 
-@jax.jit  # one compilation per shape, also when called eagerly (tests, notebooks)
-def _log_prob_and_grad(weights, means, covariances, x):
-    """``log p(x)`` and ``∇ log p(x)`` at points ``x`` of shape ``(..., d)``, through Cholesky factors."""
+def _posterior_terms(weights, means, covariances, x):
+    """At points ``x`` of shape ``(..., d)``: ``log p(x)``, the responsibilities ``r_k(x)`` and
+    ``Σ_k⁻¹ (x − μ_k)``, through Cholesky factors."""
     d = means.shape[1]
     chol = jnp.linalg.cholesky(covariances)
     log_norm = jnp.log(weights) - 0.5 * (d * math.log(2 * math.pi)) - jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
@@ -169,11 +169,18 @@ def _log_prob_and_grad(weights, means, covariances, x):
         white = jax.vmap(lambda c, r: jsl.solve_triangular(c, r, lower=True))(chol, diff)
         precision_diff = jax.vmap(lambda c, w: jsl.solve_triangular(c, w, lower=True, trans="T"))(chol, white)
         logits = log_norm - 0.5 * jnp.sum(white**2, axis=-1)
-        return jax.nn.logsumexp(logits), -jax.nn.softmax(logits) @ precision_diff
+        return jax.nn.logsumexp(logits), jax.nn.softmax(logits), precision_diff
 
     flat = x.reshape(-1, d)
-    log_p, grad = jax.vmap(one)(flat)
-    return log_p.reshape(x.shape[:-1]), grad.reshape(x.shape)
+    log_p, resp, precision_diff = jax.vmap(one)(flat)
+    k = means.shape[0]
+    return log_p.reshape(x.shape[:-1]), resp.reshape(x.shape[:-1] + (k,)), precision_diff.reshape(x.shape[:-1] + (k, d))
+
+
+@jax.jit  # one compilation per shape, also when called eagerly (tests, notebooks)
+def _log_prob_and_grad(weights, means, covariances, x):
+    log_p, resp, precision_diff = _posterior_terms(weights, means, covariances, x)
+    return log_p, -jnp.einsum("...k,...kd->...d", resp, precision_diff)
 
 
 @functools.partial(jax.jit, static_argnums=4)
@@ -187,8 +194,17 @@ def _sample(weights, means, covariances, key, n):
 
 @eqx.filter_jit
 def _noised_prediction(mixture, x, t, schedule, parameterisation):
-    score = mixture.noised(schedule, t).grad_log_prob(x)
-    return convert(score, from_="score", to=parameterisation, x_t=x, t=t, schedule=schedule)
+    # Both E[x₀ | x_t] = Σ r_k (μ_k + α Σ_k C_k⁻¹ (x − α μ_k)) and E[ε | x_t] = −σ ∇ log p_t are
+    # computed directly (C_k = α² Σ_k + σ² I), so every prediction stays exact where α = 0
+    # (a flow's t = 1) and the score where σ is small.
+    alpha, sigma, alpha_dot, sigma_dot = _coefficients(schedule, t)
+    noised = mixture.noised(schedule, t)
+    _, resp, precision_diff = _posterior_terms(noised.weights, noised.means, noised.covariances, x)
+    score = -jnp.einsum("...k,...kd->...d", resp, precision_diff)
+    if parameterisation == "score":
+        return score
+    x0 = resp @ mixture.means + alpha * jnp.einsum("...k,kde,...ke->...d", resp, mixture.covariances, precision_diff)
+    return _from_data_and_noise(x0, -sigma * score, parameterisation, alpha, sigma, alpha_dot, sigma_dot)
 
 
 class _ExactModel(eqx.Module):
