@@ -122,16 +122,31 @@ def _has_cheap_diagonal(operator: lx.AbstractLinearOperator) -> bool:
     return False
 
 
+def _probe_period(n: int, reach: int) -> int:
+    """The smallest period ``p ≥ 2r + 1`` with ``n mod p ∉ {1, …, r}``.
+
+    Colouring an axis by ``i mod p`` separates every two points within ``r`` steps of each other
+    for ``p ≥ 2r + 1`` — and, on a periodic axis, also the pairs coupled across the wrap (``i``
+    near ``0``, ``j`` near ``n - 1``, ``i + n - j ≤ r``), which share a colour only when
+    ``n mod p ∈ {1, …, r}``. Such a ``p`` always exists (``p = n``); it is ``2r + 1`` whenever
+    ``n mod (2r + 1)`` is ``0`` or above ``r``."""
+    period = 2 * reach + 1
+    while period < n and 1 <= n % period <= reach:
+        period += 1
+    return period
+
+
 def _probed_diagonal(operator: lx.AbstractLinearOperator, reach: int) -> Array:
     """Exact diagonal of an operator on one grid-shaped array that couples point ``i`` only to
-    points within `reach` steps along every axis: with the colouring ``c(i) = i mod (2r+1)``
-    per axis, no two points of one colour are coupled, so ``(Σ_{i∈c} e_i) ⊙ A(Σ_{i∈c} e_i)``
-    is ``A_ii`` on colour ``c``. Costs ``(2r+1)^d`` mat-vecs (9 for a 2-D 5- or 9-point stencil)."""
+    points within `reach` steps along every axis (periodically or not): with the colouring
+    ``c(i) = i mod p`` per axis (`_probe_period`), no two points of one colour are coupled, so
+    ``(Σ_{i∈c} e_i) ⊙ A(Σ_{i∈c} e_i)`` is ``A_ii`` on colour ``c``. Costs ``Π p`` mat-vecs:
+    ``(2r+1)^d`` (9 for a 2-D 5- or 9-point stencil) unless a periodic wrap needs a longer period."""
     structure = operator.in_structure()
     shape, dtype = structure.shape, structure.dtype
-    period = 2 * reach + 1
-    grids = jnp.meshgrid(*[jnp.arange(n) % period for n in shape], indexing="ij")
-    colours = list(itertools.product(range(period), repeat=len(shape)))
+    periods = [_probe_period(n, reach) for n in shape]
+    grids = jnp.meshgrid(*[jnp.arange(n) % p for n, p in zip(shape, periods)], indexing="ij")
+    colours = list(itertools.product(*[range(p) for p in periods]))
     masks = jnp.stack([math.prod([(g == c).astype(dtype) for g, c in zip(grids, colour)]) for colour in colours])
     return jnp.sum(masks * jax.vmap(operator.mv)(masks), axis=0)
 
@@ -144,8 +159,9 @@ def diagonal(operator: lx.AbstractLinearOperator, stencil_reach: int | None = No
       versions of these): read from the stored arrays.
     - With `stencil_reach` ``r`` (an operator on one array that couples points at most ``r``
       grid steps apart along each axis — a stencil operator, its Jacobian, diffrax's
-      ``I - γ h ∂f/∂y`` for a method-of-lines right-hand side): exact, from ``(2r + 1)^d``
-      coloured probes (``d`` the array's rank).
+      ``I - γ h ∂f/∂y`` for a method-of-lines right-hand side), periodic or not: exact, from
+      ``(2r + 1)^d`` coloured probes (``d`` the array's rank; a periodic axis whose length is
+      ``1 … r`` more than a multiple of ``2r + 1`` takes a slightly longer colour period).
     - Otherwise `lineax.diagonal` (``n`` mat-vecs for a matrix-free operator).
     """
     if stencil_reach is not None:

@@ -30,6 +30,8 @@ import pytest
 
 from jaxpde.numerics.krylov import ConjugateGradient, MixedPrecisionRefinement
 from jaxpde.numerics.preconditioning import Jacobi
+from jaxpde.preconditioners._flexible import FGMRES, FlexibleCG
+from jaxpde.preconditioners._solver import Preconditioned
 
 N = 6
 DTYPES = ("float32", "float64", "complex64", "complex128")
@@ -74,6 +76,28 @@ SOLVERS = [
         ),
         refuses=("function", "jacobian"),
         refusal=r"MixedPrecisionRefinement: cannot cast the operator \(\w+\) to float\d+: .* Castable operators",
+    ),
+    # The preconditioners issue: the flexible methods (M rebuilt from the transposed operator in
+    # `transpose`) and the solver that carries its preconditioner.
+    SolverCase(
+        "FlexibleCG-jacobi",
+        lambda dtype: FlexibleCG(rtol=1e-5 if _single(dtype) else 1e-12, preconditioner=Jacobi()),
+    ),
+    SolverCase(
+        "FGMRES-jacobi",
+        lambda dtype: FGMRES(rtol=1e-5 if _single(dtype) else 1e-12, preconditioner=Jacobi()),
+    ),
+    SolverCase(
+        "Preconditioned-cg",
+        lambda dtype: Preconditioned(Jacobi(), method="cg", rtol=1e-5 if _single(dtype) else 1e-12),
+        kinds=("matrix", "pytree", "diagonal"),
+    ),
+    SolverCase(
+        "Preconditioned-gmres",
+        lambda dtype: Preconditioned(
+            Jacobi(), method="gmres", rtol=1e-6 if _single(dtype) else 1e-12, atol=1e-6 if _single(dtype) else 1e-13
+        ),
+        kinds=("matrix", "function", "sum"),
     ),
 ]
 

@@ -22,6 +22,7 @@ import pytest
 from jaxpde import Grid
 from jaxpde.numerics.krylov import ConjugateGradient, MixedPrecisionRefinement
 from jaxpde.numerics.preconditioning import Jacobi
+from jaxpde.preconditioners._flexible import FGMRES, FlexibleCG
 from jaxpde.pdes import Darcy
 
 N = 5
@@ -49,6 +50,14 @@ SOLVERS = [
     SolverCase(
         "MixedPrecisionRefinement", lambda: MixedPrecisionRefinement(rtol=1e-10, max_refinements=6), "float64",
         lambda stats: stats["num_refinements"], 6,
+    ),
+    SolverCase(
+        "FlexibleCG-jacobi", lambda: FlexibleCG(rtol=1e-5, max_steps=MAX_STEPS, preconditioner=Jacobi()), "float32",
+        lambda stats: stats["num_steps"], MAX_STEPS,
+    ),
+    SolverCase(
+        "FGMRES-jacobi", lambda: FGMRES(rtol=1e-5, max_steps=MAX_STEPS, restart=4, preconditioner=Jacobi()), "float32",
+        lambda stats: stats["num_steps"], MAX_STEPS,
     ),
 ]
 
