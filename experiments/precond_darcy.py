@@ -1,0 +1,525 @@
+"""Preconditioners on Darcy 12/3: learned ones trained at 64², every one tested held-out at 64²–256² (512² on a GPU), against AMG.
+
+The FNO-paper Darcy problem ``-∇·(a∇u) = 1`` on the unit square, ``a = 12 | 3`` thresholded from
+a Gaussian field ``N(0, (−Δ + 9I)^{−2})`` (`jaxpde.data.DarcySystemConfig`), 5-point
+harmonic-mean operator, conjugate gradients to ``‖b − Au‖ ≤ 10⁻⁶‖b‖`` in float64 (iteration
+counts; float32 reaches 10⁻⁶ only with a good preconditioner and stagnates near its floor
+otherwise, see `benchmarks/preconditioners.py`).
+
+1. **Train** every learned preconditioner that jaxpde has — NeuralIF (Häusner, Öktem & Sjölund,
+   TMLR 2024; Li et al., ICML 2023), the learned sparse approximate inverse ``G Gᵀ``, the learned
+   spectral preconditioner, DCDM (Kaneda et al., ICML 2023), learned multigrid (Greenfeld et al.,
+   ICML 2019; Luz et al., ICML 2020) — at 64² on random 12/3 coefficients, with `jaxpde.training.fit`
+   (checkpoints under ``OUT/models/NAME``, so ``jaxpde resume`` continues exactly).
+2. **Test** on held-out coefficients (the test split of `DarcySystemConfig`, keys the training
+   never draws) at 64², 128², 256² — 512² only on an accelerator — *without retraining*, next to
+   no preconditioner, Jacobi, SSOR, IC(0), Chebyshev, geometric multigrid and pyamg's smoothed
+   aggregation AMG (scipy CG, host). Per system: CG iterations, setup time (building ``M``,
+   compiled, median), solve time (total − setup), both after compilation; medians over the test
+   systems.
+3. **Table and plot** (``precond_darcy.png``): iterations and total time against the grid size.
+
+The paper figures this is measured against (on this 2-core CPU, 256², rtol 10⁻⁶): Jacobi
+818–832 iterations, IC(0) 253, SSOR 173, pyamg AMG 8–9 iterations in 0.16 s. Targets: GMG ≤ 15
+iterations and total time ≤ AMG's; the best learned preconditioner trained at 64² at or below
+IC(0)'s iterations and ≤ 0.35× Jacobi's.
+
+``scale=full`` trains 2000 steps per model and tests 8 systems per size (and 512² on a GPU).
+Nonlinear preconditioners (DCDM, a neural operator) run inside flexible CG.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+from jax.experimental import sparse as jsparse
+
+from jaxpde.data._linear_systems import DarcySystemConfig, LinearSystemConfig
+from jaxpde.numerics.krylov import ConjugateGradient
+from jaxpde.numerics.sparse import SparseOperator
+
+# ----------------------------------------------------------------------------------------------
+# The preconditioners: classical ones by name, learned ones by their training recipe. Each entry
+# names the module it lives in, so a preconditioner that is not in this checkout is skipped and
+# reported as such (never silently).
+# ----------------------------------------------------------------------------------------------
+
+_PACKAGE = "jaxpde.preconditioners"
+
+#: name -> (module, class, keyword arguments)
+CLASSICAL = {
+    "jacobi": ("jaxpde.numerics.preconditioning", "Jacobi", {}),
+    "ssor": (f"{_PACKAGE}._ssor", "SSOR", {}),
+    "ic0": (f"{_PACKAGE}._incomplete_cholesky", "IncompleteCholesky", {}),
+    "chebyshev": (f"{_PACKAGE}._chebyshev", "Chebyshev", {"degree": 4, "inner": None}),
+    "gmg": (f"{_PACKAGE}._multigrid", "GeometricMultigrid", {}),
+}
+
+#: name -> (module, training function): ``train(systems, steps, key, **fit_options) -> model``.
+LEARNED = {
+    "neural_if": (f"{_PACKAGE}._neural_if", "train_neural_if"),
+    "learned_spai": (f"{_PACKAGE}._spai", "train_spai"),
+    "learned_spectral": (f"{_PACKAGE}._spectral", "train_spectral"),
+    "dcdm": (f"{_PACKAGE}._dcdm", "train_dcdm"),
+    "neural_operator": (f"{_PACKAGE}._neural_operator_preconditioner", "train_neural_operator"),
+    "learned_multigrid": (f"{_PACKAGE}._learned_multigrid", "train_learned_multigrid"),
+}
+
+
+def _attribute(module: str, name: str):
+    """``module.name``, or None when the module or the name is not in this checkout."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def classical_preconditioners() -> tuple[dict[str, Any], list[str]]:
+    """``({name: preconditioner}, [missing names])``; ``"none"`` is ``None`` (plain CG)."""
+    found, missing = {"none": None}, []
+    for name, (module, cls, kwargs) in CLASSICAL.items():
+        factory = _attribute(module, cls)
+        if factory is None:
+            missing.append(name)
+            continue
+        try:
+            found[name] = factory(**kwargs)
+        except TypeError:  # a constructor with other arguments than this checkout expects
+            found[name] = factory()
+    return found, missing
+
+
+def learned_trainers() -> tuple[dict[str, Any], list[str]]:
+    """``({name: train function}, [missing names])`` for the learned preconditioners in this checkout."""
+    found, missing = {}, []
+    for name, (module, fn) in LEARNED.items():
+        train = _attribute(module, fn)
+        (missing.append(name) if train is None else found.__setitem__(name, train))
+    return found, missing
+
+
+def darcy_systems(size: int, batch: int):
+    """The training sampler of the learned preconditioners (random 12/3 coefficients per step)."""
+    from jaxpde.preconditioners._learned import DarcySystems
+
+    return DarcySystems(size=size, batch=batch)
+
+
+def flexible_solver(rtol: float, max_steps: int, preconditioner):
+    """Flexible CG for a nonlinear preconditioner (None if this checkout has none)."""
+    cls = _attribute(f"{_PACKAGE}._flexible", "FlexibleCG") or _attribute(_PACKAGE, "FlexibleCG")
+    if cls is None:
+        return None
+    return cls(rtol=rtol, atol=0.0, max_steps=max_steps, preconditioner=preconditioner)
+
+
+def solver_for(preconditioner, rtol: float, max_steps: int):
+    """CG for a fixed SPD preconditioner, flexible CG for a nonlinear one (None if unavailable)."""
+    if preconditioner is not None and not (type(preconditioner).is_linear and type(preconditioner).is_positive_definite):
+        return flexible_solver(rtol, max_steps, preconditioner)
+    return ConjugateGradient(rtol=rtol, atol=0.0, max_steps=max_steps, preconditioner=preconditioner)
+
+
+def as_dtype(tree, dtype):
+    """Every floating array of `tree` cast to `dtype` (a float32-trained model on float64 systems)."""
+    return jax.tree_util.tree_map(
+        lambda x: x.astype(dtype) if eqx.is_array(x) and jnp.issubdtype(x.dtype, jnp.floating) else x, tree
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Measuring one preconditioner on one system.
+# ----------------------------------------------------------------------------------------------
+
+_RESULT_NAMES = ("successful", "max_steps_reached", "singular", "breakdown", "stagnation", "nonfinite_input")
+
+
+def result_name(result) -> str:
+    for name in _RESULT_NAMES:
+        if hasattr(lx.RESULTS, name) and result == getattr(lx.RESULTS, name):
+            return name
+    return str(lx.RESULTS[result])
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class _Compiled:
+    """The compiled solve and setup of one (preconditioner, problem shape); reused across systems.
+
+    Both take ``(rebuild, argument)`` with ``A = rebuild(argument)``: a stencil operator is passed
+    as it is (its pattern follows from its static grid), a `SparseOperator` as its values only,
+    rebuilt on a pattern closed over — a traced pattern would hide the static structure that
+    IC(0), SSOR and the graph networks plan from.
+    """
+
+    def __init__(self, preconditioner, rtol: float, max_steps: int):
+        solver = solver_for(preconditioner, rtol, max_steps)
+        self.available = solver is not None
+
+        @eqx.filter_jit
+        def solve(rebuild, argument, b):
+            solution = lx.linear_solve(rebuild(argument), b, solver, throw=False)
+            return solution.value, solution.result, solution.stats["num_steps"]
+
+        @eqx.filter_jit
+        def setup(rebuild, argument):
+            return preconditioner(rebuild(argument))
+
+        self.solve = solve
+        self.setup = None if preconditioner is None else setup
+
+
+def _identity(operator):
+    return operator
+
+
+def _split(operators: list) -> tuple:
+    """``(rebuild, [arguments])`` for a list of operators of one kind (see `_Compiled`)."""
+    first = operators[0]
+    if not isinstance(first, SparseOperator):
+        return _identity, operators
+    indices = np.asarray(first.matrix.indices)
+    for op in operators[1:]:
+        if not np.array_equal(np.asarray(op.matrix.indices), indices):
+            raise ValueError("evaluate: the sparse systems of one family must share one pattern.")
+    shape, tags, layout = first.matrix.shape, first.tags, first.layout
+    pattern = first.matrix.indices  # a concrete jax array: closed over, it stays a constant under jit
+
+    def rebuild(values):
+        return SparseOperator(jsparse.BCOO((values, pattern), shape=shape), tags, layout)
+
+    return rebuild, [op.matrix.data for op in operators]
+
+
+def measure(compiled: _Compiled, rebuild, argument, b, repeats: int = 3) -> dict:
+    """Iterations, result, true relative residual, first-call, setup and solve seconds."""
+    start = time.perf_counter()
+    value, result, steps = jax.block_until_ready(compiled.solve(rebuild, argument, b))
+    first = time.perf_counter() - start
+    operator = rebuild(argument)
+    residual = jax.tree_util.tree_map(lambda x, y: x - y, b, operator.mv(value))
+    relative = float(jnp.linalg.norm(jnp.ravel(residual)) / jnp.linalg.norm(jnp.ravel(b)))
+    # A solve that takes seconds is timed once: its noise is small, and the budget is not.
+    start = time.perf_counter()
+    jax.block_until_ready(compiled.solve(rebuild, argument, b))
+    total = time.perf_counter() - start
+    if total < 1.0 and repeats > 1:
+        total = _median_seconds(lambda: compiled.solve(rebuild, argument, b), repeats)
+    setup = 0.0
+    if compiled.setup is not None:
+        jax.block_until_ready(compiled.setup(rebuild, argument))
+        setup = _median_seconds(lambda: compiled.setup(rebuild, argument), repeats)
+    return {
+        "iterations": int(steps),
+        "result": result_name(result),
+        "relative_residual": relative,
+        "first_call_s": first,
+        "setup_s": setup,
+        "solve_s": max(total - setup, 0.0),
+        "total_s": total,
+    }
+
+
+def measure_amg(operator, b, rtol: float, repeats: int = 3) -> dict | str:
+    """pyamg smoothed aggregation as a CG preconditioner on the host (float64): setup and solve."""
+    try:
+        import pyamg
+    except ImportError:
+        return "pyamg not installed"
+    sparse = operator if isinstance(operator, SparseOperator) else operator.to_sparse()
+    matrix = sparse.to_scipy().astype(np.float64)
+    rhs = np.asarray(b, np.float64).ravel()
+    hierarchy = pyamg.smoothed_aggregation_solver(matrix)
+    residuals: list[float] = []
+    u = hierarchy.solve(rhs, tol=rtol, accel="cg", residuals=residuals, maxiter=1000)
+    setup = _median_seconds(lambda: pyamg.smoothed_aggregation_solver(matrix), repeats)
+    solve = _median_seconds(lambda: hierarchy.solve(rhs, tol=rtol, accel="cg", maxiter=1000), repeats)
+    return {
+        "iterations": len(residuals) - 1,
+        "result": "successful" if residuals[-1] <= rtol * residuals[0] * 1.0001 else "max_steps_reached",
+        "relative_residual": float(np.linalg.norm(rhs - matrix @ u) / np.linalg.norm(rhs)),
+        "setup_s": setup,
+        "solve_s": solve,
+        "total_s": setup + solve,
+    }
+
+
+def evaluate(preconditioners: dict, config: LinearSystemConfig, keys, rtol: float, dtype, repeats: int = 3,
+             max_steps: int | None = None, amg: bool = True, log=print) -> dict:
+    """Every preconditioner on the systems of `config` drawn from `keys`; medians over the systems.
+
+    Returns ``{name: {"iterations": median, "setup_s", "solve_s", "total_s", "per_system": [...]}}``
+    (or a string saying why a preconditioner did not run).
+    """
+    samples = [jax.tree_util.tree_map(lambda x: x.astype(dtype), config.sample(k)) for k in keys]
+    systems = [config.system(s) for s in samples]
+    rebuild, arguments = _split([op for op, _ in systems])
+    size = math.prod(systems[0][0].in_structure().shape)
+    max_steps = max_steps or min(10 * size, 4000)
+    out: dict[str, Any] = {}
+    for name, preconditioner in preconditioners.items():
+        compiled = _Compiled(None if preconditioner is None else as_dtype(preconditioner, dtype), rtol, max_steps)
+        if not compiled.available:
+            out[name] = "skipped: no flexible Krylov solver in this checkout for a nonlinear preconditioner"
+            continue
+        try:
+            rows = [measure(compiled, rebuild, argument, b, repeats) for argument, (_, b) in zip(arguments, systems)]
+        except Exception as error:  # a preconditioner that cannot handle this operator: say so
+            out[name] = f"failed: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
+            log(f"  {name}: {out[name]}")
+            continue
+        out[name] = _medians(rows)
+        log(f"  {name}: {out[name]['iterations']} it, setup {out[name]['setup_s']:.3g} s, "
+            f"solve {out[name]['solve_s']:.3g} s ({out[name]['results']})")
+    if amg:
+        rows = [measure_amg(op, b, rtol, repeats) for op, b in systems]
+        out["amg"] = rows[0] if isinstance(rows[0], str) else _medians(rows)
+        if not isinstance(out["amg"], str):
+            log(f"  amg: {out['amg']['iterations']} it, setup {out['amg']['setup_s']:.3g} s, solve {out['amg']['solve_s']:.3g} s")
+    return out
+
+
+def _medians(rows: list[dict]) -> dict:
+    keys = ("iterations", "setup_s", "solve_s", "total_s", "relative_residual")
+    summary = {k: statistics.median([r[k] for r in rows]) for k in keys}
+    summary["iterations"] = float(summary["iterations"])
+    summary["results"] = sorted({r["result"] for r in rows})
+    if "first_call_s" in rows[0]:
+        summary["first_call_s"] = rows[0]["first_call_s"]
+    summary["per_system"] = rows
+    return summary
+
+
+# ----------------------------------------------------------------------------------------------
+# Training and saving the learned preconditioners.
+# ----------------------------------------------------------------------------------------------
+
+
+def train_learned(names_and_trainers: dict, size: int, steps: int, batch: int, seed: int, out_dir: Path | None,
+                  learning_rate: float, log=print) -> tuple[dict, dict]:
+    """Train each learned preconditioner at `size`² (checkpointed under ``out_dir/NAME`` when given).
+
+    Returns ``({name: model}, {name: {"train_s": ..., or "failed": ...}})``.
+    """
+    systems = darcy_systems(size, batch)
+    models, info = {}, {}
+    for index, (name, train) in enumerate(names_and_trainers.items()):
+        key = jax.random.fold_in(jax.random.key(seed), index)
+        options: dict[str, Any] = {"learning_rate": learning_rate}
+        if out_dir is not None:
+            options["out_dir"] = out_dir / name
+        start = time.perf_counter()
+        try:
+            model = train(systems, steps, key, **options)
+        except Exception as error:
+            info[name] = {"failed": f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"}
+            log(f"  training {name} failed: {info[name]['failed']}")
+            continue
+        models[name] = model
+        info[name] = {"train_s": time.perf_counter() - start, "steps": steps, "train_size": size, "batch": batch}
+        log(f"  trained {name}: {steps} steps at {size}² in {info[name]['train_s']:.1f} s")
+    return models, info
+
+
+def save_models(models: dict, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, model in models.items():
+        eqx.tree_serialise_leaves(folder / f"{name}.eqx", model)
+
+
+def load_models(trainers: dict, folder: Path, size: int, batch: int) -> dict:
+    """Models saved by `save_models`: a zero-step training gives each one's skeleton."""
+    systems = darcy_systems(size, batch)
+    models = {}
+    for name, train in trainers.items():
+        path = folder / f"{name}.eqx"
+        if path.exists():
+            skeleton = train(systems, 0, jax.random.key(0))
+            models[name] = eqx.tree_deserialise_leaves(path, skeleton)
+    return models
+
+
+# ----------------------------------------------------------------------------------------------
+# The experiment.
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    scale: Literal["cpu", "full"] = "cpu"
+    seed: int = 0
+    train_size: int = 64
+    sizes: tuple[int, ...] = (64, 128, 256)
+    n_test: int = 2
+    steps: int = 300
+    batch_size: int = 4
+    learning_rate: float = 3e-3
+    rtol: float = 1e-6
+    repeats: int = 3
+    amg: bool = True
+    progress: bool = True
+
+    RUN_INDEPENDENT_KEYS: ClassVar[tuple[str, ...]] = ("repeats",)
+
+    def __post_init__(self):
+        for key in ("train_size", "n_test", "batch_size", "repeats"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{key}` must be a positive integer, got {value!r}.")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
+            raise ValueError(f"`steps` must be an integer >= 0, got {self.steps!r}.")
+        if self.train_size < 4:
+            raise ValueError(f"`train_size` must be at least 4, got {self.train_size!r}.")
+        if not self.sizes or any(isinstance(n, bool) or not isinstance(n, int) or n < 4 for n in self.sizes):
+            raise ValueError(f"`sizes` must be a non-empty tuple of integers >= 4, got {self.sizes!r}.")
+        if not (0 < self.rtol < 1):
+            raise ValueError(f"`rtol` must be in (0, 1), got {self.rtol!r}.")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"`learning_rate` must be positive and finite, got {self.learning_rate!r}.")
+
+
+def full_scale(config: Config) -> Config:
+    """2000 training steps, 8 test systems per size, and 512² on an accelerator."""
+    if config.scale != "full":
+        return config
+    sizes = tuple(config.sizes)
+    if jax.default_backend() != "cpu" and 512 not in sizes:
+        sizes = (*sizes, 512)
+    return dataclasses.replace(config, steps=max(config.steps, 2000), n_test=max(config.n_test, 8), sizes=sizes)
+
+
+def test_sizes(config: Config) -> tuple[tuple[int, ...], list[int]]:
+    """The sizes tested here and those skipped (512² and above need an accelerator)."""
+    if jax.default_backend() != "cpu":
+        return tuple(config.sizes), []
+    kept = tuple(n for n in config.sizes if n < 512)
+    return kept, [n for n in config.sizes if n >= 512]
+
+
+def plot(by_size: dict, out_dir: Path) -> str:
+    try:
+        import matplotlib
+    except ImportError:
+        return "skipped: matplotlib is not installed (pip install 'jaxpde[plots]')"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(by_size)
+    names = []
+    for n in sizes:
+        names += [k for k, v in by_size[n].items() if isinstance(v, dict) and k not in names]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name in names:
+        xs = [n for n in sizes if isinstance(by_size[n].get(name), dict)]
+        style = "k--" if name == "amg" else ("-o" if name in LEARNED else "-s")
+        axes[0].loglog(xs, [by_size[n][name]["iterations"] for n in xs], style, label=name, ms=4)
+        axes[1].loglog(xs, [by_size[n][name]["total_s"] for n in xs], style, label=name, ms=4)
+    axes[0].set(xlabel="grid points per side", ylabel="CG iterations to 1e-6", title="Darcy 12/3, held-out")
+    axes[1].set(xlabel="grid points per side", ylabel="setup + solve (s)", title="time (after compilation)")
+    for ax in axes:
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out_dir / "precond_darcy.png", dpi=110)
+    plt.close(fig)
+    return "precond_darcy.png"
+
+
+def _row(name: str, size: int, figures) -> tuple[str, ...]:
+    if isinstance(figures, str):
+        return (name, f"{size}²", figures, "", "", "")
+    return (name, f"{size}²", f"{figures['iterations']:.0f}", f"{figures['setup_s']:.3g}", f"{figures['solve_s']:.3g}",
+            ",".join(figures["results"]))
+
+
+def summary_rows(by_size: dict, train_size: int = 64) -> list[list[str]]:
+    """README rows: at the largest size, GMG and the best learned preconditioner against AMG, IC(0), Jacobi."""
+    n = max(by_size)
+    figures = by_size[n]
+
+    def get(name):
+        value = figures.get(name)
+        return value if isinstance(value, dict) else None
+
+    rows = []
+    amg, gmg, ic0, jacobi = get("amg"), get("gmg"), get("ic0"), get("jacobi")
+    if gmg and amg:
+        rows.append([f"precond-darcy: GMG-PCG, Darcy 12/3 {n}², rtol 1e-6 (held-out)",
+                     f"{gmg['iterations']:.0f} it, {gmg['total_s']:.3g} s (setup {gmg['setup_s']:.3g} s)",
+                     f"pyamg SA-AMG {amg['iterations']:.0f} it, {amg['total_s']:.3g} s (target ≤ 15 it, time ≤ AMG's)"])
+    learned = {k: get(k) for k in LEARNED if get(k)}
+    if learned:
+        best = min(learned, key=lambda k: learned[k]["iterations"])
+        figure = learned[best]
+        reference = []
+        if ic0:
+            reference.append(f"IC(0) {ic0['iterations']:.0f} it")
+        if jacobi:
+            reference.append(f"Jacobi {jacobi['iterations']:.0f} it ({figure['iterations'] / jacobi['iterations']:.2f}×)")
+        if amg:
+            reference.append(f"AMG {amg['iterations']:.0f} it")
+        rows.append([f"precond-darcy: best learned ({best}), trained at {train_size}², Darcy 12/3 {n}²",
+                     f"{figure['iterations']:.0f} it, {figure['total_s']:.3g} s",
+                     "; ".join(reference) + " (target ≤ IC(0), ≤ 0.35× Jacobi)"])
+    return rows
+
+
+def run(config: Config, out_dir: Path) -> dict:
+    config = full_scale(config)
+    out_dir = Path(out_dir)
+    log = functools.partial(print, flush=True) if config.progress else (lambda *_: None)
+    classical, missing_classical = classical_preconditioners()
+    trainers, missing_learned = learned_trainers()
+
+    log(f"training {len(trainers)} learned preconditioners at {config.train_size}² ({config.steps} steps each)")
+    models, training = train_learned(trainers, config.train_size, config.steps, config.batch_size, config.seed,
+                                     out_dir / "models", config.learning_rate, log)
+    save_models(models, out_dir / "models")
+
+    sizes, skipped = test_sizes(config)
+    by_size: dict[int, dict] = {}
+    with jax.enable_x64(True):
+        for n in sizes:
+            log(f"testing at {n}² on {config.n_test} held-out systems")
+            systems = DarcySystemConfig(size=n, seed=config.seed)
+            test_key = jax.random.fold_in(jax.random.key(config.seed), 1)  # the test split's stream
+            keys = [jax.random.fold_in(test_key, i) for i in range(config.n_test)]
+            by_size[n] = evaluate({**classical, **models}, systems, keys, config.rtol, jnp.float64, config.repeats,
+                                  amg=config.amg, log=log)
+
+    table = [("preconditioner", "size", "iterations", "setup s", "solve s", "result")]
+    for n in sizes:
+        for name, figures in by_size[n].items():
+            table.append(_row(name, n, figures))
+    results = {
+        "sizes_tested": list(sizes),
+        "sizes_skipped_on_cpu": skipped,
+        "missing_in_this_checkout": missing_classical + missing_learned,
+        "training": training,
+        "by_size": {str(n): v for n, v in by_size.items()},
+        "plot": plot(by_size, out_dir),
+        "table": table,
+        "summary": summary_rows(by_size, config.train_size),
+    }
+    return results
