@@ -148,6 +148,11 @@ class Chebyshev(AbstractPreconditioner):
     value ``θ_min ≥ λ_min``; with ``a`` above ``λ_min`` the small eigenvalues are damped less, which
     CG's own iteration resolves.
 
+    Measured (Darcy 12/3 at 64² / 128² / 256², CG to rtol 1e-6, float64; Jacobi 198 / 410 / 803):
+    degree 8 with estimated bounds 35 / 76 / 131 iterations, degree 8 with ``inner=Jacobi()``
+    24 / 49 / 94 — 846 mat-vecs at 256², against Jacobi-PCG's 803 mat-vecs *and* 803 pairs of
+    inner products: a polynomial preconditioner trades synchronisations for mat-vecs.
+
     **Arguments:**
 
     - `degree`: the polynomial degree ``≥ 1`` (= mat-vecs with ``A`` per application).

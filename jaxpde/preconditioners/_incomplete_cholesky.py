@@ -131,6 +131,10 @@ class IncompleteCholesky(AbstractPreconditioner):
     Unlike scipy's ``spilu`` (an LU, not symmetric, so no CG preconditioner), this is a true
     symmetric IC(0); only the lower triangle of ``A`` is read.
 
+    Measured (Darcy 12/3, CG to rtol 1e-6, float64): 58 / 123 / 242 iterations at 64² / 128² /
+    256² (Jacobi 198 / 410 / 803); at 256² in float32 one application (two sweeps of 511 level
+    steps) took 3.1 ms and the factorisation 12 ms on 2 shared CPU cores.
+
     **Operators**: those that store their entries — jaxpde's `DiffusionOperator` and
     `HelmholtzOperator`, `jaxpde.numerics.sparse.SparseOperator` (with a concrete pattern) and
     `lineax.MatrixLinearOperator` (whose pattern is dense: IC(0) is then the full Cholesky

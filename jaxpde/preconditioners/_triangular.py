@@ -25,7 +25,9 @@ among those ``j`` (0 if none); all rows of one level are independent, so the sol
 2-D 5-point stencil in natural order the levels are the anti-diagonals: ``2√n - 1`` sequential
 steps instead of ``n``. A level wider than ``⌈2n / levels⌉`` is split into several steps (rows of
 one level stay independent in any order), which bounds the padded work by about ``3n`` rows for
-any pattern.
+any pattern. Measured at 256² (5-point, float32, 2 shared CPU cores): 511 steps of width 256,
+one sweep 1.6–1.9 ms, against 0.16 ms for a stencil mat-vec — sequential depth, not arithmetic,
+is the cost, which is why the matrix-free `Chebyshev` and multigrid smoothers suit accelerators.
 """
 
 import functools
