@@ -176,7 +176,7 @@ def ssor_cg_iterations(
     """CG iterations to ``‖b - Ax‖ ≤ rtol ‖b‖`` with SSOR(``ω``) — ``max_steps`` (the cap) if
     it does not converge in time or breaks down, so a cost is always bounded. jit/vmap-able in
     the operator's values and in ``ω``."""
-    solver = ConjugateGradient(rtol=rtol, max_steps=max_steps, preconditioner=SSOR(omega)(operator))
+    solver = ConjugateGradient(rtol=rtol, max_steps=max_steps, preconditioner=SSOR(omega))
     solution = lx.linear_solve(operator, rhs, solver, throw=False)
     steps = solution.stats["num_steps"]
     cap = jnp.asarray(solution.stats["max_steps"], steps.dtype)

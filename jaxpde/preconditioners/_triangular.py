@@ -46,8 +46,8 @@ from ..numerics.stencils import DiffusionOperator, HelmholtzOperator
 
 SUPPORTED = (
     "jaxpde's stencil operators (DiffusionOperator, HelmholtzOperator), jaxpde.numerics.sparse.SparseOperator "
-    "(with a concrete sparsity pattern) and lineax.MatrixLinearOperator, optionally wrapped in "
-    "lineax.TaggedLinearOperator"
+    "(with a concrete sparsity pattern) and lineax.MatrixLinearOperator, optionally tagged, negated or scaled "
+    "(lineax's Tagged/Neg/Mul/DivLinearOperator)"
 )
 
 
@@ -73,9 +73,18 @@ class Entries:
 
 
 def _unwrap(operator):
-    while isinstance(operator, lx.TaggedLinearOperator):
+    """The stored operator inside tags, negations and scalings (CG negates a negative definite
+    operator; implicit steps scale), and the scalar factor they apply (``None`` for 1)."""
+    factor = None
+    while isinstance(operator, (lx.TaggedLinearOperator, lx.NegLinearOperator, lx.MulLinearOperator, lx.DivLinearOperator)):
+        if isinstance(operator, lx.NegLinearOperator):
+            factor = -1 if factor is None else -factor
+        elif isinstance(operator, lx.MulLinearOperator):
+            factor = operator.scalar if factor is None else factor * operator.scalar
+        elif isinstance(operator, lx.DivLinearOperator):
+            factor = 1 / operator.scalar if factor is None else factor / operator.scalar
         operator = operator.operator
-    return operator
+    return operator, factor
 
 
 def _is_tracer(x) -> bool:
@@ -102,7 +111,14 @@ def _canonical(indices: np.ndarray, n: int):
 
 def entries(operator: lx.AbstractLinearOperator, owner: str) -> Entries:
     """The stored entries of `operator`, or a `TypeError` that names the supported operators."""
-    inner = _unwrap(operator)
+    inner, factor = _unwrap(operator)
+    e = _entries(inner, owner)
+    if factor is not None:
+        e.values = e.values * jnp.asarray(factor).astype(e.values.dtype)
+    return e
+
+
+def _entries(inner, owner: str) -> Entries:
     if isinstance(inner, (DiffusionOperator, HelmholtzOperator)):
         matrix = inner.to_sparse().matrix
         indices = _stencil_indices(inner.grid)

@@ -11,6 +11,7 @@ import scipy.sparse
 import scipy.sparse.linalg as spla
 
 from jaxpde import Grid
+from jaxpde.numerics.krylov import ConjugateGradient
 from jaxpde.numerics.sparse import SparseOperator
 from jaxpde.numerics.stencils import DiffusionOperator
 from jaxpde.preconditioners._ssor import SSOR
@@ -108,6 +109,28 @@ def test_ssor_reads_sparse_and_dense_operators_alike(x64):
         m = jax.jit(lambda: SSOR(1.3)(other))()
         assert lx.is_positive_semidefinite(m) and m.in_structure().shape == (64,)
         np.testing.assert_allclose(np.asarray(jax.jit(lambda m: m.as_matrix())(m)), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_ssor_of_a_negated_or_scaled_operator_reads_its_entries(x64):
+    # ConjugateGradient negates a negative definite operator before building M; implicit steps scale.
+    operator = _systems()["darcy-12/3"]
+    scaled = lx.TaggedLinearOperator(-(-2.5 * operator), lx.positive_semidefinite_tag)
+    np.testing.assert_allclose(
+        np.asarray(_dense_ssor(scaled, 1.3)), np.asarray(_dense_ssor(operator, 1.3)) / 2.5, rtol=1e-12, atol=1e-16
+    )
+
+
+@pytest.mark.slow
+def test_ssor_inside_conjugate_gradient_on_a_negative_definite_operator(x64):
+    grid = Grid((16, 16), boundary="dirichlet")
+    operator = DiffusionOperator(grid, jnp.asarray(thresholded_field(16, seed=4)))
+    negative = lx.TaggedLinearOperator(-operator, lx.negative_semidefinite_tag)
+    b = jnp.ones(grid.shape)
+    solve = jax.jit(lambda op, p: lx.linear_solve(op, b, ConjugateGradient(rtol=1e-8, preconditioner=p)))
+    solution = solve(negative, SSOR(1.5))
+    exact = spla.spsolve(operator.to_sparse().to_scipy().tocsc(), -np.ones(grid.size))
+    np.testing.assert_allclose(np.asarray(solution.value).ravel(), exact, rtol=1e-6)
+    assert int(solution.stats["num_steps"]) < 0.5 * int(solve(negative, None).stats["num_steps"])
 
 
 @pytest.mark.parametrize("omega", [0.0, 2.0, -0.5, 2.5, float("nan"), "1.0", True])
