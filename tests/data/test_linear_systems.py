@@ -49,6 +49,7 @@ def test_grid_family_shapes_spd_and_determinism(family):
     assert np.linalg.eigvalsh(dense).min() > 0
 
 
+@pytest.mark.slow
 def test_operators_of_a_vmapped_batch_apply_sample_by_sample():
     config = AnisotropicDiffusionConfig(size=SIZE)
     batch = jax.vmap(config.sample)(jax.random.split(jax.random.key(5), 2))
