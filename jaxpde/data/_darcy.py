@@ -27,23 +27,25 @@ only sees the sign of ``z``, so ``σ`` does not matter.
 conductivities are harmonic means of the two adjacent nodes' ``a``, boundary faces take the
 adjacent interior node's value. Solvers:
 
-- ``"cg"`` (default): `jaxpde.pdes.Darcy.solve` — the Jacobi-preconditioned
-  `jaxpde.pdes.elliptic.ConjugateGradient` in float32 "to working precision" (it stops when
-  the true residual stagnates and raises if it breaks down), vmapped over a chunk, on any
-  backend. At ``253²`` its relative L2 difference from the float64 direct solve is ``1.4e-6``
-  (median; ``1.6e-5`` max over 64 samples), at a relative residual ``~4e-4`` — the float32
-  floor of this operator (measured, `benchmarks/darcy_dataset_generation.py`).
+- ``"gmg"`` (default): `jaxpde.pdes.Darcy.solve` with the geometric-multigrid preconditioner
+  (`jaxpde.preconditioners.GeometricMultigrid`: a symmetric V-cycle with Galerkin coarse
+  operators) in float32 "to working precision" (CG stops when the true residual stagnates, at
+  the float32 floor, about 15 iterations at ``251²`` unknowns; it raises if it breaks down),
+  vmapped over a chunk, on any backend. At ``253²`` its relative L2 difference from the float64
+  direct solve is at most ``9e-6`` (median ``4e-6``, 32 samples) and a chunk takes about a third
+  of SuperLU's time (measured, `benchmarks/darcy_dataset_generation.py`).
+- ``"cg"``: the same with Jacobi preconditioning (the default before multigrid): hundreds of
+  iterations, about 1.5× SuperLU's time on a CPU; relative L2 difference from the direct solve
+  ``1.4e-6`` median, ``1.7e-5`` max.
 - ``"direct"``: SuperLU (`scipy.sparse.linalg.spsolve`) in float64 on the host, through
-  `jax.pure_callback`, of the very matrix the CG path applies: the stencil operator's own sparse
-  export (`DiffusionOperator.to_sparse`, float32 entries), so the two solvers differ only by
-  CG's stopping error (measured, relative L2 over 8 samples: median ``7e-7``, max ``1.6e-6`` at
-  ``33²``; median ``1.8e-6``, max ``2.5e-6`` at ``65²``). Exact to float64 rounding for
-  that matrix, stored as float32; host only, one sample at a time.
+  `jax.pure_callback`, of the very matrix the CG paths apply: the stencil operator's own sparse
+  export (`DiffusionOperator.to_sparse`, float32 entries), so the solvers differ only by
+  CG's stopping error. Exact to float64 rounding for that matrix, stored as float32; host only,
+  one sample at a time.
 
-On 2 shared CPU cores at ``253²`` the PCG path generated 2.3 samples/s and SuperLU 3.5
-samples/s (measured, alternating): on a CPU ``solver="direct"`` is about 1.5× faster; on an
-accelerator the vmapped PCG is the one that scales. The solver is part of the config (and of
-its fingerprint): the two give different float32 roundings of the same solution.
+The solver is part of the config (and of its fingerprint): the three give different float32
+roundings of the same solution, so a cache written with ``solver="cg"`` (the old default) is
+not reused by the ``"gmg"`` default.
 
 **What differs from the paper** (Li et al., ICLR 2021, §5.2; its MATLAB generator): the paper
 evaluates its cosine series at cell centres, spline-interpolates ``a`` to the nodes and uses
@@ -51,7 +53,7 @@ arithmetic-mean face coefficients in a second-order finite-difference solve at `
 ``a`` is evaluated directly at the nodes, stays piecewise constant, and the faces use harmonic
 means (flux-continuous across the jumps). The default resolution is the paper's 421 nodes;
 ``resolution = 253, subsample = 3`` gives the same 85² training grid at less than half the
-cost (PCG on 2 CPU cores: 1.0 samples/s at 421², 2.3 samples/s at 253², measured).
+cost.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from scipy import sparse
 
 from ..grids import Grid
+from ..numerics.preconditioning import Jacobi
 from ..numerics.stencils import DiffusionOperator
 from ..pdes.elliptic import Darcy
 from ..random_fields import GaussianRandomField, NeumannGaussianField, thresholded
@@ -75,7 +78,7 @@ from ._resolution import coarse_size, subsample
 
 __all__ = ["DarcyConfig"]
 
-_SOLVERS = ("cg", "direct")
+_SOLVERS = ("gmg", "cg", "direct")
 _BASES = ("cosine", "sine")
 
 
@@ -114,7 +117,8 @@ class DarcyConfig(DatasetConfig):
     - `high`, `low`, `threshold`: ``a = high`` where ``z ≥ threshold``, else ``low``.
     - `source`: the constant ``f``.
     - `coefficient_basis`: ``"cosine"`` (Neumann eigenfunctions, the paper's) or ``"sine"``.
-    - `solver`: ``"cg"`` (float32 Jacobi-PCG on any device) or ``"direct"`` (float64 SuperLU on the host).
+    - `solver`: ``"gmg"`` (float32 multigrid-PCG on any device, the default), ``"cg"`` (float32
+      Jacobi-PCG) or ``"direct"`` (float64 SuperLU on the host).
     """
 
     resolution: int = 421
@@ -127,7 +131,7 @@ class DarcyConfig(DatasetConfig):
     threshold: float = 0.0
     source: float = 1.0
     coefficient_basis: str = "cosine"
-    solver: str = "cg"
+    solver: str = "gmg"
 
     name: ClassVar[str] = "darcy"
     spatial_ndim: ClassVar[int] = 2
@@ -167,10 +171,17 @@ class DarcyConfig(DatasetConfig):
         """``u`` on all nodes (zero on the boundary) for ``a`` given on all nodes."""
         grid = self.interior_grid()
         interior = coefficient[1:-1, 1:-1]
-        if self.solver == "cg":
+        if self.solver in ("gmg", "cg"):
             # rtol=0: reference data, "to working precision" (Darcy.solve's float32 default,
             # rtol=1e-5, is tuned for gradients, not for data).
-            u = Darcy(source=self.source).solve(grid, interior, rtol=0.0)
+            if self.solver == "gmg":
+                # Imported here: the preconditioners sit above the data layer.
+                from ..preconditioners._multigrid import GeometricMultigrid
+
+                preconditioner = GeometricMultigrid()
+            else:
+                preconditioner = Jacobi()
+            u = Darcy(source=self.source).solve(grid, interior, rtol=0.0, preconditioner=preconditioner)
         else:
             # The stencil operator's own sparse export — the matrix the CG path applies — solved
             # exactly on the host, so the two solvers differ only by CG's stopping error.
