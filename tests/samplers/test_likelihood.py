@@ -26,6 +26,7 @@ def test_exact_trace_matches_the_mixture_density(problem):
     np.testing.assert_allclose(fn(x), exact, atol=1e-4)
 
 
+@pytest.mark.slow  # 24 adaptive solves
 def test_hutchinson_estimate_is_within_its_monte_carlo_error(problem):
     denoiser, x, prior, exact = problem
     keys = jax.random.split(jax.random.key(1), 12)

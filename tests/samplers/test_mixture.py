@@ -51,6 +51,7 @@ def test_predictions_are_the_gaussian_posterior_mean(x64):
     np.testing.assert_allclose(jax.vmap(den, in_axes=(0, None))(jnp.asarray(x), t), x0, rtol=1e-11)
 
 
+@pytest.mark.slow  # 40000 samples
 def test_samples_have_the_mixture_moments(x64):
     rng = np.random.default_rng(2)
     w, mu, cov = _random_mixture(rng, k=2, d=2)

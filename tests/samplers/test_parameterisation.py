@@ -50,7 +50,11 @@ def _all_conversions(schedule, t, x0, eps):
     return errors
 
 
-@pytest.mark.parametrize("name", list(SCHEDULES))
+# VP, VE and the flow path by default; the other schedules (same code paths) in the slow suite.
+_FAST = ("VPLinear", "VE", "LinearPath")
+
+
+@pytest.mark.parametrize("name", [n if n in _FAST else pytest.param(n, marks=pytest.mark.slow) for n in SCHEDULES])
 def test_conversions_are_exact(name, x64):
     schedule, t = SCHEDULES[name]
     k1, k2 = jax.random.split(jax.random.key(0))

@@ -23,15 +23,20 @@ def test_interpolant_velocity_and_marginal(x64):
     np.testing.assert_allclose(conditional_velocity(LinearPath(), x0, x1, t), x1 - x0, rtol=1e-14)
 
 
-def test_straightness_closed_forms(x64):
-    x1 = jax.random.normal(jax.random.key(1), (256, 2))
+def test_straight_paths_have_zero_straightness():
+    x1 = jax.random.normal(jax.random.key(1), (16, 2))
     mu = jnp.array([1.0, -2.0])
     # A point mass at μ: u = (x − μ)/t, paths x_t = (1 − t) μ + t x₁ are straight, and Euler is exact.
     point = lambda x, t: (x - mu) / t
     end = integrate_flow(point, x1, steps=3)
-    np.testing.assert_allclose(end, jnp.broadcast_to(mu, end.shape), atol=1e-12)
-    assert float(straightness(point, x1, steps=8)) < 1e-20
-    np.testing.assert_allclose(transport_cost(end, x1), jnp.mean(jnp.sum((x1 - mu) ** 2, axis=1)), rtol=1e-12)
+    np.testing.assert_allclose(end, jnp.broadcast_to(mu, end.shape), atol=1e-5)
+    np.testing.assert_allclose(transport_cost(end, x1), jnp.mean(jnp.sum((x1 - mu) ** 2, axis=1)), rtol=1e-5)
+    assert float(straightness(point, x1, steps=4)) < 1e-9
+
+
+@pytest.mark.slow  # a 64-step float64 solve with 256 paths
+def test_straightness_of_a_curved_flow(x64):
+    x1 = jax.random.normal(jax.random.key(1), (256, 2))
     # Data N(0, s²I): x_t = c(t) x₁ with c = √((1 − t)² s² + t²), curved unless s = 0;
     # S = E‖x₁‖² ∫₀¹ (c'(t) − (1 − s))² dt, against the Euler-discretised estimate.
     s = 0.5
