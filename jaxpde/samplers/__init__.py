@@ -12,8 +12,10 @@ diffrax solvers.
   weightings), `FlowMatching` (and reflow on `reflow_pairs`), time laws `UniformTime`,
   `UShapedTime`, `LogNormalSigma`, `LogitNormalTime`.
 - Likelihood: `log_likelihood` through the probability-flow ODE (exact or Hutchinson trace).
+- Inverse problems: `DPS` (diffusion posterior sampling through a differentiable forward model).
 """
 
+from ._guidance import DPS
 from ._likelihood import log_likelihood, ode_log_likelihood
 from ._losses import (
     WEIGHTINGS,
@@ -72,4 +74,5 @@ __all__ = [
     "reflow_pairs",
     "log_likelihood",
     "ode_log_likelihood",
+    "DPS",
 ]

@@ -105,3 +105,34 @@ def test_bad_input_errors():
         wrong(jnp.ones(3), 0.5)
     with pytest.raises(Exception, match=r"must lie in \[t_min, t_max\]"):
         Denoiser(_Linear(jnp.array(1.0)), schedule, "eps")(jnp.ones(3), 2.0)
+
+
+def test_dps_score_tends_to_the_exact_posterior_score(x64):
+    # Gaussian prior N(m, S) in 3-D, y = A x₀ + n with A the first two coordinates, σ_y = 0.3:
+    # the posterior is N(μ_p, P), P = (S⁻¹ + AᵀA/σ_y²)⁻¹, μ_p = P (S⁻¹ m + Aᵀ y/σ_y²), whose noised
+    # score is exact. DPS's x̂₀ → x as t → 0, so its error vanishes with t (like σ²).
+    from jaxpde.samplers._guidance import DPS
+    from jaxpde.samplers._mixture import GaussianMixture
+
+    rng = np.random.default_rng(0)
+    m, b = rng.normal(size=3), rng.normal(size=(3, 3))
+    s = b @ b.T + np.eye(3)
+    a, noise, y = np.eye(3)[:2], 0.3, np.array([0.5, -1.0])
+    p = np.linalg.inv(np.linalg.inv(s) + a.T @ a / noise**2)
+    mu_p = p @ (np.linalg.solve(s, m) + a.T @ y / noise**2)
+    schedule = VPLinear(t_min=1e-4)
+    prior = GaussianMixture(np.ones(1), m[None], s[None]).denoiser(schedule, "x0")
+    dps = DPS(prior, lambda x0: jnp.asarray(a) @ x0, jnp.asarray(y), noise)
+    posterior = GaussianMixture(np.ones(1), mu_p[None], p[None])
+    x = jnp.asarray(mu_p + 0.1 * rng.normal(size=3))
+    errors = []
+    for t in (1e-2, 1e-3):
+        exact = posterior.score(x, t, schedule)
+        errors.append(float(jnp.linalg.norm(dps.denoiser()(x, t) - exact) / jnp.linalg.norm(exact)))
+    assert errors[1] < 0.05 and errors[1] < 0.2 * errors[0], errors
+    # Chung et al.'s normalised step is the gradient of −ζ'‖y − A x̂₀‖
+    norm = DPS(prior, dps.forward, dps.observations, noise, scale=0.7, normalised=True)
+    residual = lambda z: jnp.linalg.norm(jnp.asarray(y) - jnp.asarray(a) @ prior(z, 1e-2, to="x0"))
+    np.testing.assert_allclose(norm.guidance(x, 1e-2), -0.7 * jax.grad(residual)(x), rtol=1e-10)
+    with pytest.raises(ValueError, match="forward model's output must have the shape of `observations` \\(2,\\)"):
+        DPS(prior, lambda x0: x0, jnp.asarray(y), noise)(x, 0.5)
