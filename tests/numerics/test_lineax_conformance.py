@@ -58,6 +58,7 @@ class SolverCase:
     refuses: tuple[str, ...] = ()
     refusal: str = ""
     kinds: tuple[str, ...] = KINDS  # a variant of a solver covered elsewhere may take a subset
+    slow: bool = False  # its cases run with `-m slow` only (the default suite's time budget)
 
 
 SOLVERS = [
@@ -82,15 +83,18 @@ SOLVERS = [
     SolverCase(
         "FlexibleCG-jacobi",
         lambda dtype: FlexibleCG(rtol=1e-5 if _single(dtype) else 1e-12, preconditioner=Jacobi()),
+        slow=True,
     ),
     SolverCase(
         "FGMRES-jacobi",
         lambda dtype: FGMRES(rtol=1e-5 if _single(dtype) else 1e-12, preconditioner=Jacobi()),
+        slow=True,
     ),
     SolverCase(
         "Preconditioned-cg",
         lambda dtype: Preconditioned(Jacobi(), method="cg", rtol=1e-5 if _single(dtype) else 1e-12),
         kinds=("matrix", "pytree", "diagonal"),
+        slow=True,
     ),
     SolverCase(
         "Preconditioned-gmres",
@@ -98,6 +102,7 @@ SOLVERS = [
             Jacobi(), method="gmres", rtol=1e-6 if _single(dtype) else 1e-12, atol=1e-6 if _single(dtype) else 1e-13
         ),
         kinds=("matrix", "function", "sum"),
+        slow=True,
     ),
 ]
 
@@ -194,7 +199,8 @@ def _cases():
             promotion = PROMOTIONS[(i // len(DTYPES) + s) % len(PROMOTIONS)]
             transform = TRANSFORMS[(i + 2 * s) % len(TRANSFORMS)]
             name = f"{solver.name}-{kind}-{dtype}-{promotion}-{transform}"
-            cases.append(pytest.param(solver, kind, dtype, promotion, transform, id=name))
+            marks = (pytest.mark.slow,) if solver.slow else ()
+            cases.append(pytest.param(solver, kind, dtype, promotion, transform, id=name, marks=marks))
         for i, kind in enumerate(solver.refuses):
             # Double precision: there a cast to a lower precision really happens (complex64 has
             # no lower complex partner, so a complex64 operator is left as it is).

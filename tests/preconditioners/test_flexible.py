@@ -15,6 +15,8 @@ from jaxpde.numerics.preconditioning import AbstractPreconditioner, Jacobi
 from jaxpde.numerics.stencils import DiffusionOperator
 from jaxpde.preconditioners._flexible import FGMRES, FlexibleCG
 
+_SLOW = pytest.mark.slow
+
 
 class _InnerCG(AbstractPreconditioner):
     """M(r) = a few CG steps on A z = r to a loose tolerance: a nonlinear, variable map."""
@@ -77,6 +79,7 @@ def _convection_diffusion(n, velocity=20.0):
     return lx.MatrixLinearOperator(jnp.asarray(matrix))
 
 
+@_SLOW
 @pytest.mark.parametrize("preconditioner", [None, Jacobi(), _TanhJacobi()], ids=["none", "jacobi", "tanh-jacobi"])
 def test_fgmres_on_convection_diffusion_matches_a_dense_solve(x64, preconditioner):
     n = 12
@@ -90,6 +93,7 @@ def test_fgmres_on_convection_diffusion_matches_a_dense_solve(x64, preconditione
         FlexibleCG(rtol=1e-6).init(operator, {})
 
 
+@_SLOW
 def test_float32_converges_or_says_it_cannot():
     n = 32
     operator = DiffusionOperator(Grid((n, n), boundary="dirichlet"), 1.0, dtype=jnp.float32)

@@ -36,6 +36,7 @@ class SolverCase:
     dtype: str
     steps: Callable[[dict], int]  # the stat counted against the budget
     budget: int
+    slow: bool = False  # run with `-m slow` only (the default suite's time budget)
 
 
 SOLVERS = [
@@ -53,13 +54,15 @@ SOLVERS = [
     ),
     SolverCase(
         "FlexibleCG-jacobi", lambda: FlexibleCG(rtol=1e-5, max_steps=MAX_STEPS, preconditioner=Jacobi()), "float32",
-        lambda stats: stats["num_steps"], MAX_STEPS,
+        lambda stats: stats["num_steps"], MAX_STEPS, slow=True,
     ),
     SolverCase(
         "FGMRES-jacobi", lambda: FGMRES(rtol=1e-5, max_steps=MAX_STEPS, restart=4, preconditioner=Jacobi()), "float32",
-        lambda stats: stats["num_steps"], MAX_STEPS,
+        lambda stats: stats["num_steps"], MAX_STEPS, slow=True,
     ),
 ]
+
+_CASES = [pytest.param(case, id=case.name, marks=(pytest.mark.slow,) if case.slow else ()) for case in SOLVERS]
 
 OK, FAILED, NONFINITE, OK_OR_FAILED = "ok", "failed", "nonfinite", "ok or failed"
 
@@ -115,7 +118,7 @@ def _check(case, name, expected, matrix, b, value, ok, nonfinite, steps):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("case", SOLVERS, ids=lambda case: case.name)
+@pytest.mark.parametrize("case", _CASES)
 def test_every_bad_input_returns_within_budget_with_a_failed_result(x64, case):
     solve = jax.jit(_solve(case.make()))
     for name, matrix, b, y0, expected in _catalogue(case.dtype):
@@ -126,7 +129,7 @@ def test_every_bad_input_returns_within_budget_with_a_failed_result(x64, case):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("case", SOLVERS, ids=lambda case: case.name)
+@pytest.mark.parametrize("case", _CASES)
 def test_vmapped_batch_flags_the_bad_samples_and_solves_the_good(x64, case):
     catalogue = _catalogue(case.dtype)
     matrices, bs, y0s = (jnp.stack([entry[k] for entry in catalogue]) for k in (1, 2, 3))
