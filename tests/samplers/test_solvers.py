@@ -1,0 +1,196 @@
+"""Samplers as diffrax solvers, on the exact score of the 8-Gaussian benchmark mixture (float64).
+
+Ground truth: a Dopri8 solve of the same probability-flow ODE at rtol = atol = 1e-10. Each
+sampler's error against it on grids of N and 2N steps gives its empirical order, which must
+match its theory within 0.3; the model counts its own calls (a host callback), which must
+equal the NFE the sampler claims.
+"""
+
+import math
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxpde.samplers import Denoiser, VPLinear, eight_gaussians
+from jaxpde.samplers._ddim import DDIM
+from jaxpde.samplers._dpm_solver import DPMSolver1, DPMSolver2, DPMSolver3, DPMSolverPP2M, DPMSolverPP3M
+from jaxpde.samplers._edm import EDMHeun
+from jaxpde.samplers._grids import TimeQuadratic, UniformLogSNR, UniformTime
+from jaxpde.samplers._learned_schedule import mean_l2_error
+from jaxpde.samplers._sample import evaluations, sample, solve
+from jaxpde.samplers._solvers import DiffusionTerm, phi
+from jaxpde.samplers._unipc import UniPC
+
+T_START, T_END = 1.0, 1e-3
+_CACHE = {}
+
+
+class Counter:
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+
+
+def problem():
+    """(schedule, mixture, starting points, Dopri8 reference), built once per session."""
+    if "problem" not in _CACHE:
+        schedule, mixture = VPLinear(), eight_gaussians(dtype=jnp.float64)
+        x = jax.random.normal(jax.random.key(0), (16, 2), jnp.float64)
+        term = DiffusionTerm(mixture.denoiser(schedule, "eps"), event_shape=(2,))
+        reference = diffrax.diffeqsolve(
+            term, diffrax.Dopri8(), T_START, T_END, -1e-2, x,
+            stepsize_controller=diffrax.PIDController(rtol=1e-10, atol=1e-10), max_steps=100_000,
+        ).ys[-1]
+        _CACHE["problem"] = schedule, mixture, x, reference
+    return _CACHE["problem"]
+
+
+def counting_denoiser(schedule, mixture, counter, parameterisation="eps"):
+    def model(x, t):
+        # One callback per model call; the state is one "sample" of shape (n, 2), so one call is one NFE.
+        jax.debug.callback(counter)
+        return mixture.prediction(x, t, schedule, parameterisation)
+
+    return Denoiser(model, schedule, parameterisation)
+
+
+def errors_and_counts(solver, steps, grid=UniformLogSNR(), parameterisation="eps"):
+    schedule, mixture, x, reference = problem()
+    errors = []
+    for n in steps:
+        counter = Counter()
+        denoiser = counting_denoiser(schedule, mixture, counter, parameterisation)
+        # The batch is one sample for the model (event_shape = its shape): one call per NFE.
+        result = sample(denoiser, x[None], solver=solver, grid=grid, num_steps=n, t_start=T_START, t_end=T_END)
+        jax.block_until_ready(result.ys)
+        assert result.nfe == counter.calls == evaluations(solver, n), (type(solver).__name__, n)
+        errors.append(float(mean_l2_error(result.ys[0], reference)))
+    return errors
+
+
+def fitted_order(steps, errors):
+    return -np.polyfit(np.log(steps), np.log(errors), 1)[0]
+
+
+# (solver, theoretical order, steps in the asymptotic regime)
+FAST = [
+    (DDIM(), 1, (40, 80)),
+    (DPMSolverPP2M(), 2, (40, 80)),
+    (UniPC(predictor_order=2), 3, (80, 160)),
+]
+SLOW = [
+    (DPMSolverPP3M(), 3, (80, 160)),
+    (DPMSolver3(), 3, (80, 160)),
+    (DPMSolver1(), 1, (40, 80)),
+    (DPMSolver2(), 2, (40, 80)),
+    (UniPC(predictor_order=1), 2, (40, 80)),
+    (UniPC(predictor_order=2, variant="bh1"), 3, (80, 160)),
+    (UniPC(predictor_order=3), 4, (80, 160)),
+    (EDMHeun(), 2, (40, 80)),
+]
+
+
+def _check_order(solver, order, steps):
+    errors = errors_and_counts(solver, steps)
+    measured = fitted_order(steps, errors)
+    assert abs(measured - order) <= 0.3, (type(solver).__name__, errors, measured)
+
+
+@pytest.mark.parametrize("solver, order, steps", FAST, ids=lambda v: type(v).__name__ if not isinstance(v, (int, tuple)) else "")
+def test_empirical_order_and_nfe(x64, solver, order, steps):
+    _check_order(solver, order, steps)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solver, order, steps", SLOW, ids=lambda v: type(v).__name__ if not isinstance(v, (int, tuple)) else "")
+def test_empirical_order_and_nfe_more(x64, solver, order, steps):
+    _check_order(solver, order, steps)
+
+
+@pytest.mark.parametrize("solver", [diffrax.Tsit5()], ids=lambda s: type(s).__name__)
+def test_nfe_of_diffrax_solvers_equals_model_calls(x64, solver):
+    # Tsit5 is first-same-as-last: 6 new stages per step and one evaluation in init.
+    errors_and_counts(solver, (3,), grid=TimeQuadratic())
+    assert evaluations(solver, 8) == 49
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "solver", [diffrax.Euler(), diffrax.Heun(), diffrax.Midpoint(), diffrax.Dopri5(), diffrax.Dopri8(), diffrax.Bosh3()],
+    ids=lambda s: type(s).__name__,
+)
+def test_nfe_of_more_diffrax_solvers(x64, solver):
+    errors_and_counts(solver, (3,), grid=TimeQuadratic())
+
+
+@pytest.mark.slow
+def test_ddim_is_dpm_solver_1_and_parameterisations_agree(x64):
+    schedule, mixture, x, _ = problem()
+    ts = UniformLogSNR()(schedule, 6, T_START, T_END)
+    ends = {}
+    for name, solver, parameterisation in [
+        ("ddim", DDIM(), "eps"),
+        ("dpm1", DPMSolver1(), "eps"),
+        ("ddim_x0", DDIM(), "x0"),
+        ("ddim_v", DDIM(), "v"),
+    ]:
+        term = DiffusionTerm(mixture.denoiser(schedule, parameterisation), event_shape=(2,))
+        ends[name] = solve(term, solver, ts, x).ys[-1]
+    for name in ("dpm1", "ddim_x0", "ddim_v"):
+        np.testing.assert_allclose(ends[name], ends["ddim"], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.slow
+def test_reverse_sde_strong_orders(x64):
+    """Euler–Maruyama (strong order 1 for additive noise) and SRA1 (at least 1.5) on one Brownian path.
+
+    SRA1's 1.5 is a lower bound: here the noise part of its error is small and the measured
+    slope is about 2.8; a solver fed the wrong Lévy area (a reverse-time diffeqsolve) does not
+    converge to the right path at all.
+    """
+    schedule, mixture, x, _ = problem()
+    denoiser = mixture.denoiser(schedule, "eps")
+    key = jax.random.key(7)
+
+    def end(solver, n):
+        return sample(denoiser, x, solver=solver, grid=UniformTime(), num_steps=n, t_start=T_START, t_end=T_END, key=key).ys
+
+    # A fine reference on the same path (the tree's resolution is set by the smallest step).
+    reference = end(diffrax.SRA1(), 4096)
+    steps = (256, 512)
+    euler = [float(mean_l2_error(end(diffrax.Euler(), n), reference)) for n in steps]
+    assert abs(fitted_order(steps, euler) - 1.0) <= 0.35, euler
+    sra1 = [float(mean_l2_error(end(diffrax.SRA1(), n), reference)) for n in steps]
+    assert fitted_order(steps, sra1) >= 1.5 - 0.3 and sra1[-1] < 0.1 * euler[-1], (sra1, euler)
+
+
+@pytest.mark.slow
+def test_gradient_through_a_sampler_matches_finite_differences(x64):
+    schedule, mixture, x, _ = problem()
+    term = DiffusionTerm(mixture.denoiser(schedule, "eps"), event_shape=(2,))
+    ts = TimeQuadratic()(schedule, 6, T_START, T_END)
+
+    def f(x0):
+        return jnp.sum(solve(term, DPMSolverPP2M(), ts, x0).ys[-1] ** 2)
+
+    grad = jax.grad(f)(x)
+    direction = jax.random.normal(jax.random.key(3), x.shape, x.dtype)
+    h = 1e-6
+    fd = (f(x + h * direction) - f(x - h * direction)) / (2 * h)
+    np.testing.assert_allclose(jnp.vdot(grad, direction), fd, rtol=1e-6)
+
+
+def test_phi_functions_match_their_integrals(x64):
+    # φ_k(z) = ∫_0^1 e^{(1-u)z} u^{k-1}/(k-1)! du, by Gauss–Legendre quadrature, on both sides
+    # of the series/recurrence switch.
+    nodes, weights = np.polynomial.legendre.leggauss(40)
+    u, w = 0.5 * (nodes + 1), 0.5 * weights
+    for z in (-3.0, -0.6, -0.4, -1e-3, 0.0, 1e-3, 0.4, 0.6, 2.0):
+        for k in (1, 2, 3):
+            exact = np.sum(w * np.exp((1 - u) * z) * u ** (k - 1)) / math.factorial(k - 1)
+            np.testing.assert_allclose(float(phi(k, jnp.asarray(z))), exact, rtol=1e-13)
