@@ -33,6 +33,7 @@ def test_evaluate_counts_iterations_and_residuals_like_scipy(x64):
     assert figures["amg"]["iterations"] < figures["none"]["iterations"]
 
 
+@pytest.mark.slow
 def test_sparse_systems_are_rebuilt_on_a_static_pattern(x64):
     # A SparseOperator passed whole into jit has a traced pattern; the harness closes over it.
     config = SyntheticSPDConfig(size=60, density=0.03)

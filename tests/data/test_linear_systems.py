@@ -58,6 +58,7 @@ def test_operators_of_a_vmapped_batch_apply_sample_by_sample():
     np.testing.assert_allclose(mv[1], single, rtol=1e-5, atol=1e-5 * float(jnp.abs(single).max()))
 
 
+@pytest.mark.slow
 def test_closed_form_entries_of_each_family():
     key = jax.random.key(0)
     h2 = 1.0 / (SIZE + 1) ** 2
@@ -101,7 +102,14 @@ def test_synthetic_spd_is_m_mt_plus_alpha_and_the_pattern_is_fixed():
     dense = _dense(a1)
     np.testing.assert_allclose(dense, m @ m.T + 1e-3 * np.eye(120), rtol=1e-5, atol=1e-5)
     assert np.linalg.eigvalsh(dense).min() > 0 and lx.is_positive_semidefinite(a1)
-    # Differentiable in M's values: d/dM_e of ‖A‖_F² = 4 (M Mᵀ M)_e + 4α M_e (at M's pattern).
+
+
+@pytest.mark.slow
+def test_synthetic_spd_is_differentiable_in_the_factor_values():
+    # d/dM_e of ‖A‖_F² = 4 (M Mᵀ M)_e + 4α M_e (at M's pattern).
+    config = SyntheticSPDConfig(size=120, density=0.02, shift=1e-3, n_train=1, n_test=0)
+    first = config.sample(jax.random.key(0))
+    m = _dense(config.factor(first))
     rows, cols = config.pattern()[:2]
 
     def frobenius(values):
