@@ -13,9 +13,20 @@ diffrax solvers.
   `UShapedTime`, `LogNormalSigma`, `LogitNormalTime`.
 - Likelihood: `log_likelihood` through the probability-flow ODE (exact or Hutchinson trace).
 - Inverse problems: `DPS` (diffusion posterior sampling through a differentiable forward model).
+- Samplers as diffrax solvers: `DiffusionTerm` (a Denoiser's probability-flow field), `DDIM`,
+  `DPMSolver1/2/3`, `DPMSolverPP2M/3M`, `UniPC`, `EDMHeun`, the reverse SDE (`reverse_sde`,
+  `brownian_motion`); time grids `UniformTimeGrid`, `UniformLogSNR`, `TimeQuadratic`, `Karras`,
+  `LearnedGrid`; `sample`/`solve` with exact NFE (`evaluations`, `steps_for_nfe`); learned
+  few-step schedules (`learn_schedule`).
 """
 
+from ._ddim import DDIM
+from ._dpm_solver import DPMSolver1, DPMSolver2, DPMSolver3, DPMSolverPP2M, DPMSolverPP3M
+from ._edm import EDMHeun
+from ._grids import AbstractTimeGrid, Karras, LearnedGrid, TimeQuadratic, UniformLogSNR
+from ._grids import UniformTime as UniformTimeGrid  # `UniformTime` is the training-time law of the losses
 from ._guidance import DPS
+from ._learned_schedule import learn_schedule, mean_l2_error, reference_endpoints
 from ._likelihood import log_likelihood, ode_log_likelihood
 from ._losses import (
     WEIGHTINGS,
@@ -39,7 +50,11 @@ from ._parameterisation import (
     sde_drift,
 )
 from ._paths import LinearPath, StochasticInterpolant, conditional_velocity, integrate_flow, straightness, transport_cost
+from ._sample import SampleResult, evaluations, sample, solve, steps_for_nfe
 from ._schedules import EDM, VE, AbstractSchedule, SubVP, VPCosine, VPLinear
+from ._sde import brownian_motion, reverse_sde
+from ._solvers import AbstractDiffusionSolver, DiffusionTerm
+from ._unipc import UniPC
 
 __all__ = [
     "AbstractSchedule",
@@ -75,4 +90,30 @@ __all__ = [
     "log_likelihood",
     "ode_log_likelihood",
     "DPS",
+    "DiffusionTerm",
+    "AbstractDiffusionSolver",
+    "DDIM",
+    "DPMSolver1",
+    "DPMSolver2",
+    "DPMSolver3",
+    "DPMSolverPP2M",
+    "DPMSolverPP3M",
+    "UniPC",
+    "EDMHeun",
+    "reverse_sde",
+    "brownian_motion",
+    "AbstractTimeGrid",
+    "UniformTimeGrid",
+    "UniformLogSNR",
+    "TimeQuadratic",
+    "Karras",
+    "LearnedGrid",
+    "sample",
+    "solve",
+    "evaluations",
+    "steps_for_nfe",
+    "SampleResult",
+    "learn_schedule",
+    "reference_endpoints",
+    "mean_l2_error",
 ]
