@@ -81,7 +81,7 @@ def fitted_order(steps, errors):
 FAST = [
     (DDIM(), 1, (40, 80)),
     (DPMSolverPP2M(), 2, (40, 80)),
-    (UniPC(predictor_order=2), 3, (80, 160)),
+    (UniPC(predictor_order=2), 3, (160, 320)),
 ]
 SLOW = [
     (DPMSolverPP3M(), 3, (80, 160)),
