@@ -12,6 +12,7 @@ from jaxpde.samplers._learned_schedule import learn_schedule, mean_l2_error, ref
 from jaxpde.samplers._sample import sample
 
 
+@pytest.mark.slow  # a gradient compile through diffeqsolve and 25 optimiser steps
 def test_learned_schedule_lowers_the_error_at_fixed_nfe(x64):
     schedule = VPLinear()
     denoiser = eight_gaussians(dtype=jnp.float64).denoiser(schedule, "eps")
