@@ -94,9 +94,12 @@ class AbstractSchedule(eqx.Module):
 
     def _check(self, t, name: str = "t") -> Array:
         t = _as_time(t)
-        # A few rounding units of slack: time grids built in float32 land on t_max·(1 + ε).
-        slack = 8 * jnp.finfo(t.dtype).eps * max(1.0, abs(self.t_max))
-        bad = (t < self.t_min - slack) | (t > self.t_max + slack)
+        # Rounding slack, relative to each end: grids built in float32 land on t_max·(1 + ε),
+        # and a round trip through λ on t_min·(1 ± a few ε). (EDM's t_min = 0.002 ≪ t_max = 80.)
+        eps = jnp.finfo(t.dtype).eps
+        low = self.t_min - 64 * eps * abs(self.t_min)
+        high = self.t_max + 8 * eps * max(1.0, abs(self.t_max))
+        bad = (t < low) | (t > high)
         owner = type(self).__name__
         return eqx.error_if(t, jnp.any(bad), f"{owner}: `{name}` must lie in [t_min, t_max] = [{self.t_min}, {self.t_max}].")
 

@@ -106,3 +106,12 @@ def test_bad_construction_errors():
         VPCosine(t_max=1.0)
     with pytest.raises(ValueError, match="t_min"):
         VPLinear(t_min=0.5, t_max=0.1)
+
+
+def test_range_slack_is_relative_to_each_end():
+    # EDM's range is [0.002, 80]: 1% below t_min is refused (an absolute slack scaled by t_max
+    # would let it through in float32), t_min·(1 − 4ε) is accepted.
+    edm = EDM()
+    with pytest.raises(Exception, match=r"must lie in \[t_min, t_max\]"):
+        edm.sigma(jnp.float32(0.00198))
+    assert float(edm.sigma(jnp.float32(0.002) * (1 - 4 * np.finfo(np.float32).eps))) > 0
