@@ -104,11 +104,28 @@ def classical_preconditioners() -> tuple[dict[str, Any], list[str]]:
     return found, missing
 
 
+def _learned_multigrid_recipe():
+    """Learned multigrid without a recipe of its own: `LearnedMultigrid` on its two-grid loss."""
+    module = f"{_PACKAGE}._learned_multigrid"
+    cls, loss = _attribute(module, "LearnedMultigrid"), _attribute(module, "two_grid_loss")
+    recipe = _attribute(f"{_PACKAGE}._learned", "train_preconditioner")
+    if cls is None or loss is None or recipe is None:
+        return None
+
+    def train(systems, steps, key, learning_rate=3e-3, **fit_options):
+        init_key, train_key = jax.random.split(key)
+        return recipe(cls(2, init_key), loss, systems, steps, train_key, learning_rate, **fit_options)
+
+    return train
+
+
 def learned_trainers() -> tuple[dict[str, Any], list[str]]:
     """``({name: train function}, [missing names])`` for the learned preconditioners in this checkout."""
     found, missing = {}, []
     for name, (module, fn) in LEARNED.items():
         train = _attribute(module, fn)
+        if train is None and name == "learned_multigrid":
+            train = _learned_multigrid_recipe()
         (missing.append(name) if train is None else found.__setitem__(name, train))
     return found, missing
 
