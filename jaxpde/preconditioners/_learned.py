@@ -85,9 +85,11 @@ class MatrixGraph:
                 f"{owner}: the matrix must store every diagonal entry (an SPD matrix has a positive diagonal), "
                 f"got {self.n - on_diagonal.size} rows without one (e.g. row {int(missing[0])})."
             )
-        self.diagonal = on_diagonal
-        self.edges = np.flatnonzero(self.rows != self.cols)
-        self.lower = np.flatnonzero(self.rows >= self.cols)
+        # int32 positions: NumPy's default int64 indices fail under the strict dtype promotion
+        # the Krylov solvers run with (an int64 index against int32 sizes) when x64 is off.
+        self.diagonal = on_diagonal.astype(np.int32)
+        self.edges = np.flatnonzero(self.rows != self.cols).astype(np.int32)
+        self.lower = np.flatnonzero(self.rows >= self.cols).astype(np.int32)
 
 
 def matrix_graph(operator: lx.AbstractLinearOperator, owner: str) -> MatrixGraph:
@@ -191,6 +193,7 @@ class GraphNetwork(eqx.Module):
 
     def __call__(self, pattern: MatrixGraph, features: GraphFeatures, entries: np.ndarray) -> tuple[Array, Array]:
         """``(node outputs (n,), outputs for the pattern positions `entries`)``."""
+        entries = np.asarray(entries, np.int32)
         senders = pattern.rows[pattern.edges]
         receivers = pattern.cols[pattern.edges]
         n = pattern.n

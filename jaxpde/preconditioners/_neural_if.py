@@ -89,9 +89,10 @@ class NeuralIF(AbstractPreconditioner):
         graph = matrix_graph(operator, owner)
         lower, _, _ = lower_schedules(graph.entries)
         features = graph_features(graph)
-        node, entry = self.network(graph, features, lower.source)
+        source = np.asarray(lower.source, np.int32)  # int32: see MatrixGraph
+        node, entry = self.network(graph, features, source)
         diagonal = jnp.exp(jnp.clip(node, -_LIMIT, _LIMIT))
-        off = features.scaled[lower.source] + entry
+        off = features.scaled[source] + entry
         return graph, lower, off, diagonal, features.root_diagonal
 
     def factor(self, operator: lx.AbstractLinearOperator) -> SparseOperator:
