@@ -40,13 +40,18 @@ from ._solvers import DiffusionTerm
 __all__ = ["reverse_sde", "brownian_motion"]
 
 
+def _schedule_time(t_start, tau, schedule, dtype):
+    # t_start - (t_start - t_end) can round a hair below t_end = t_min; the schedule would refuse it.
+    return jnp.maximum(jnp.asarray(t_start - tau, dtype), jnp.asarray(schedule.t_min, dtype))
+
+
 class _ReverseDrift(eqx.Module):
     term: DiffusionTerm
     t_start: Array
 
     def __call__(self, tau, y, args):
         schedule = self.term.schedule
-        t = jnp.asarray(self.t_start - tau, y.dtype)
+        t = _schedule_time(self.t_start, tau, schedule, y.dtype)
         drift = schedule.drift(t).astype(y.dtype)
         g2 = schedule.diffusion_squared(t).astype(y.dtype)
         sigma = schedule.sigma(t).astype(y.dtype)
@@ -58,7 +63,7 @@ class _Diffusion(eqx.Module):
     t_start: Array
 
     def __call__(self, tau, y, args):
-        t = jnp.asarray(self.t_start - tau, y.dtype)
+        t = _schedule_time(self.t_start, tau, self.schedule, y.dtype)
         g = jnp.sqrt(self.schedule.diffusion_squared(t)).astype(y.dtype)
         return lx.DiagonalLinearOperator(jnp.full(y.shape, g, y.dtype))
 
