@@ -81,9 +81,9 @@ def fitted_order(steps, errors):
 FAST = [
     (DDIM(), 1, (40, 80)),
     (DPMSolverPP2M(), 2, (40, 80)),
-    (UniPC(predictor_order=2), 3, (160, 320)),
 ]
 SLOW = [
+    (UniPC(predictor_order=2), 3, (160, 320)),
     (DPMSolverPP3M(), 3, (80, 160)),
     (DPMSolver3(), 3, (80, 160)),
     (DPMSolver1(), 1, (40, 80)),
