@@ -28,6 +28,11 @@ IC(0)'s iterations and ≤ 0.35× Jacobi's.
 preconditioner whose solve takes longer than `slow_s` (20 s) at one size is not run at the
 larger ones (DCDM's CNN in flexible CG on a CPU: 30 s at 64²), and the table says so.
 Nonlinear preconditioners (DCDM, a neural operator) run inside flexible CG.
+
+pyamg runs on the host with the process's BLAS threads (``blas_threads`` in the results): on a
+small shared CPU a multithreaded OpenBLAS slows its setup several-fold, so for time against AMG
+run with ``OPENBLAS_NUM_THREADS=1`` (set before Python starts), as `benchmarks/preconditioners.py`
+does.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import dataclasses
 import functools
 import importlib
 import math
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -461,6 +467,7 @@ def plot(by_size: dict, out_dir: Path) -> str:
         return "skipped: matplotlib is not installed (pip install 'jaxpde[plots]')"
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     sizes = sorted(by_size)
     names = []
@@ -475,6 +482,7 @@ def plot(by_size: dict, out_dir: Path) -> str:
     axes[0].set(xlabel="grid points per side", ylabel="CG iterations to 1e-6", title="Darcy 12/3, held-out")
     axes[1].set(xlabel="grid points per side", ylabel="setup + solve (s)", title="time (after compilation)")
     for ax in axes:
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xticks(sizes, [str(n) for n in sizes])
         ax.grid(True, which="both", alpha=0.3)
     axes[1].legend(fontsize=7, ncol=2)
@@ -553,6 +561,7 @@ def run(config: Config, out_dir: Path) -> dict:
         for name, figures in by_size[n].items():
             table.append(_row(name, n, figures))
     results = {
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "OpenBLAS default"),
         "sizes_tested": list(sizes),
         "sizes_skipped_on_cpu": skipped,
         "missing_in_this_checkout": missing_classical + missing_learned,
