@@ -13,7 +13,13 @@ implicit stage is a Newton solve whose Jacobian ``I - γ h J`` diffrax hands ove
   9 coloured mat-vecs (`jaxpde.numerics.preconditioning.diagonal`) instead of ``n²`` columns;
 - ``cg_multigrid``: the same with `jaxpde.preconditioners.GeometricMultigrid`, when that module
   is present (another piece of the preconditioners issue); recorded as skipped, with the reason,
-  otherwise.
+  otherwise;
+- ``chord_cg``, ``chord_cg_multigrid``: diffrax's own `VeryChord` root finder (the Jacobian, so
+  ``M``, built once per step and reused by every stage and iteration) with those Krylov solvers —
+  Newton rebuilds ``M`` at every iteration, which a costly setup cannot afford. Measured: they
+  fail (recorded) with a ``TypeError`` inside the chord's ``lax.stop_gradient`` of the linear
+  solver's state, which for any Krylov solver holds the (function) operator; diffrax's default
+  LU state is arrays only.
 
 Krylov iterations are counted by a wrapper solver (a `jax.debug.callback` adding each solve's
 ``num_steps``); wall time is the median of `--repeats` runs after one compiling run; the final
@@ -111,10 +117,17 @@ def solvers(n):
     out["cg_jacobi"] = diffrax.Kvaerno5(
         root_finder=newton(Preconditioned(Jacobi(stencil_reach=1), rtol=LINEAR_RTOL, structure="spd"))
     )
+    # diffrax's own root finder (the Jacobian, so M, built once per step, reused by every stage
+    # and iteration) with the Krylov solver: what a costly preconditioner's setup needs.
+    chord = lambda linear: diffrax.with_stepsize_controller_tols(diffrax.VeryChord)(linear_solver=Counted(linear))  # noqa: E731
+    out["chord_cg"] = diffrax.Kvaerno5(root_finder=chord(Preconditioned(None, rtol=LINEAR_RTOL, structure="spd")))
     multigrid, reason = multigrid_preconditioner()
     if multigrid is not None:
         out["cg_multigrid"] = diffrax.Kvaerno5(
             root_finder=newton(Preconditioned(multigrid, rtol=LINEAR_RTOL, structure="spd"))
+        )
+        out["chord_cg_multigrid"] = diffrax.Kvaerno5(
+            root_finder=chord(Preconditioned(multigrid, rtol=LINEAR_RTOL, structure="spd"))
         )
     return out, reason
 
@@ -135,7 +148,7 @@ def run(rhs, solver, n):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[31, 63])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     sizes, summary = {}, []
     for n in args.sizes:
@@ -174,8 +187,8 @@ def main():
         if skipped:
             rows["cg_multigrid"] = {"skipped": skipped}
         sizes[str(n)] = rows
-        base = rows.get("cg", {})
-        for name in ("cg_jacobi", "cg_multigrid"):
+        for name in ("cg_jacobi", "cg_multigrid", "chord_cg_multigrid"):
+            base = rows.get("chord_cg" if name.startswith("chord") else "cg", {})
             row = rows.get(name, {})
             if "median_seconds" in row and "median_seconds" in base:
                 other = (
@@ -186,8 +199,9 @@ def main():
                 if "lu" in rows and "median_seconds" in rows["lu"]:
                     other += f"; diffrax default (dense LU) {rows['lu']['median_seconds']:.2f} s"
                 label = "Jacobi(stencil_reach=1)" if name == "cg_jacobi" else "GeometricMultigrid"
+                finder = "VeryChord (M built once per step)" if name.startswith("chord") else "Newton"
                 summary.append([
-                    f"Stiff 2-D reaction–diffusion {n}², Kvaerno5 + Newton, Preconditioned CG with {label}, float64",
+                    f"Stiff 2-D reaction–diffusion {n}², Kvaerno5 + {finder}, Preconditioned CG with {label}, float64",
                     f"{row['krylov_iterations']} Krylov it, {row['median_seconds']:.3f} s",
                     other,
                 ])
