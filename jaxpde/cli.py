@@ -79,11 +79,17 @@ def describe(path: Path) -> str:
     return docstring.strip().splitlines()[0] if docstring else ""
 
 
+def canonical(name: str) -> str:
+    """The module name of experiment `name`: ``precond-darcy`` and ``precond_darcy`` are one."""
+    return name.replace("-", "_")
+
+
 def load(name: str) -> types.ModuleType:
     """Import experiment `name` and check it has the `jaxpde.experiment.Experiment` names."""
+    name = canonical(name)
     experiments = available()
     if name not in experiments:
-        raise UsageError(f"unknown experiment {name!r}; choose one of: {', '.join(experiments)}.")
+        raise UsageError(f"unknown experiment {name!r}; choose one of: {', '.join(n.replace('_', '-') for n in experiments)}.")
     if os.environ.get("JAXPDE_EXPERIMENTS"):
         # A folder outside the package: load by path under a private name of its own, so it can
         # neither shadow nor be shadowed by the installed experiments.
@@ -309,9 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             for name, path in available().items():
-                print(f"{name:28s} {describe(path)}")
+                print(f"{name.replace('_', '-'):28s} {describe(path)}")
             return 0
         if args.command == "run":
+            args.name = canonical(args.name)
             module = load(args.name)
             config = make_config(module.Config, args.overrides)
             out_dir = args.out or Path("runs") / args.name / time.strftime("%Y%m%d-%H%M%S")

@@ -20,7 +20,12 @@ def test_list_shows_the_repository_experiments(capsys):
     out = capsys.readouterr().out
     assert "tour" in out
     for name in cli.available():
-        assert name in out
+        assert name.replace("_", "-") in out  # listed as the issues name them: precond-darcy
+
+
+def test_dashed_and_underscored_names_are_one_experiment(tmp_path, fixture_experiments):
+    assert cli.main(["run", "line-fit", "--set", "steps=20", "--out", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["experiment"] == "line_fit"
 
 
 def test_run_writes_config_results_metrics_and_checkpoints(tmp_path, fixture_experiments):
@@ -48,7 +53,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path, fixture_experiments):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["run", "no_such_experiment"], "unknown experiment 'no_such_experiment'; choose one of: line_fit"),
+        (["run", "no_such_experiment"], "unknown experiment 'no_such_experiment'; choose one of: line-fit"),
         (["run", "line_fit", "--set", "stepz=3"], "unknown config key 'stepz'; valid keys: steps (int), learning_rate (float)"),
         (["run", "line_fit", "--set", "steps=many"], "config key 'steps' expects int; got 'many'"),
         (["run", "line_fit", "--set", "optimiser=lbfgs"], "config key 'optimiser' must be one of adam, sgd; got 'lbfgs'"),
