@@ -128,6 +128,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="training steps per learned model without --models")
     parser.add_argument("--only", default="", help="comma-separated problems to run (default: all)")
     parser.add_argument("--no-record", action="store_true", help="print, do not write results/preconditioners.json")
+    parser.add_argument("--merge", action="store_true",
+                        help="replace only the problems run (with --only) in the existing results file, noting it")
     args = parser.parse_args()
 
     classical, missing_classical = classical_preconditioners()
@@ -166,6 +168,15 @@ def main() -> None:
         }
     if args.no_record:
         return
+    reruns = []
+    if args.merge:
+        import json
+
+        from benchmarks.common import RESULTS
+
+        previous = json.loads((RESULTS / "preconditioners.json").read_text())
+        reruns = previous.get("reruns", []) + [{"problems": sorted(results), "date": time.strftime("%Y-%m-%d %H:%M:%S")}]
+        results = {**previous["problems"], **results}
     write_result(
         "preconditioners",
         {
@@ -175,6 +186,7 @@ def main() -> None:
             "learned": training,
             "training_or_loading_s": training_s,
             "missing_in_this_checkout": missing_classical + missing_learned,
+            "reruns": reruns,
             "summary": summary_rows(results) if "darcy_256" in results else [],
             "problems": results,
         },

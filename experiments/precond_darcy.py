@@ -201,9 +201,18 @@ class _Compiled:
         solver = solver_for(preconditioner, rtol, max_steps)
         self.available = solver is not None
 
+        fixed = preconditioner is not None and isinstance(solver, ConjugateGradient)
+
         @eqx.filter_jit
         def solve(rebuild, argument, b):
-            solution = lx.linear_solve(rebuild(argument), b, solver, throw=False)
+            operator = rebuild(argument)
+            chosen = solver
+            if fixed and isinstance(operator, SparseOperator):
+                # lineax traces every leaf of the operator it solves with, the sparse pattern
+                # included, so a preconditioner built in the solver's init cannot see it: M is
+                # built here, where the pattern is still a constant, and handed to CG as an operator.
+                chosen = ConjugateGradient(rtol=rtol, atol=0.0, max_steps=max_steps, preconditioner=preconditioner(operator))
+            solution = lx.linear_solve(operator, b, chosen, throw=False)
             return solution.value, solution.result, solution.stats["num_steps"]
 
         @eqx.filter_jit
