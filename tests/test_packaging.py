@@ -24,7 +24,8 @@ def test_non_editable_install_lists_and_runs_the_tour(tmp_path):
     listed = subprocess.run(["jaxpde", "list"], cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0 and listed.stdout.startswith("tour "), listed.stderr
     small = ["n_train=20", "n_test=10", "steps=30", "batch_size=10", "darcy_points=15", "burgers_points=64",
-             f"cache_dir={tmp_path / 'cache'}", "progress=false"]
+             f"cache_dir={tmp_path / 'cache'}", "progress=false",
+             "preconditioner_steps=5", "sampler_points=64"]
     argv = ["jaxpde", "run", "tour", "--out", str(tmp_path / "run")]
     for item in small:
         argv += ["--set", item]

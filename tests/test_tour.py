@@ -9,13 +9,17 @@ def test_tour_runs_small(tmp_path):
     out = tmp_path / "tour"
     argv = ["run", "tour", "--out", str(out), "--set", "n_train=20", "--set", "n_test=10", "--set", "steps=60",
             "--set", "batch_size=10", "--set", "darcy_points=31", "--set", f"cache_dir={tmp_path / 'cache'}",
-            "--set", "progress=false"]
+            "--set", "progress=false", "--set", "preconditioner_steps=5", "--set", "sampler_points=64"]
     assert cli.main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["burgers_relative_l2"] < 1e-4  # ETDRK4 vs Cole–Hopf, float32
     assert results["darcy_cg_jacobi_relative_residual"] <= 1e-4
     assert results["darcy_cg_none_relative_residual"] <= 1e-4
     assert results["dataset_generated"] is True
+    assert results["darcy_cg_gmg_iterations"] < results["darcy_cg_ic0_iterations"] < results["darcy_cg_jacobi_iterations"]
+    assert results["darcy_cg_neural_if_iterations"] < results["darcy_cg_jacobi_iterations"]
+    assert results["sampler_dpm_solver_pp_2m_nfe"] == results["sampler_euler_nfe"] == 10
+    assert results["sampler_dpm_solver_pp_2m_error"] < 0.5 * results["sampler_euler_error"]  # 0.04 vs 0.13 at full size
     assert 0 < results["surrogate_test_relative_l2"] < 1.0
     for name in ("config.json", "metrics.jsonl", "tour.png"):
         assert (out / name).exists()
