@@ -4,6 +4,7 @@ the solver), and the experiment end to end at a tiny size (slow: one training co
 
 import json
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,12 +52,14 @@ def test_observations_and_forward_model_pick_the_same_interior_nodes():
 
 
 def test_unet_maps_one_sample_to_its_shape():
-    model = dd.UNet(4, key=jax.random.key(0))
-    # traced, not compiled (a conv net's CPU compile is tens of seconds; the slow run executes it)
-    out = jax.eval_shape(model, jnp.ones((2, 8, 8)), 0.3)
+    # Abstract throughout (initialised and applied by shape only): a conv net's eager CPU init
+    # and compile take tens of seconds; the slow end-to-end run executes it.
+    model = eqx.filter_eval_shape(dd.UNet, 4, key=jax.random.key(0))
+    apply = lambda m, x, t: m(x, t)
+    out = eqx.filter_eval_shape(apply, model, jnp.ones((2, 8, 8)), 0.3)
     assert out.shape == (2, 8, 8) and out.dtype == jnp.float32
     with pytest.raises(ValueError):
-        jax.eval_shape(model, jnp.ones((3, 8, 8)), 0.3)  # three channels: the first conv expects two
+        eqx.filter_eval_shape(apply, model, jnp.ones((3, 8, 8)), 0.3)  # three channels: the first conv expects two
 
 
 def test_bad_config_is_refused(tmp_path):
