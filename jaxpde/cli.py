@@ -314,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "list":
-            for name, path in available().items():
+            experiments = available()  # the main job first, then the rest by name
+            ordered = sorted(experiments, key=lambda n: (n != DEFAULT_EXPERIMENT, n))
+            for name, path in ((n, experiments[n]) for n in ordered):
                 print(f"{name.replace('_', '-'):28s} {describe(path)}")
             return 0
         if args.command == "run":

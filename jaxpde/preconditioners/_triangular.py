@@ -290,8 +290,9 @@ class TriangularSolve(eqx.Module):
         off = jnp.concatenate([off_diagonal.astype(dtype), jnp.zeros(1, dtype)])
         diag = jnp.concatenate([diagonal, jnp.ones(1, dtype)])
         return cls(
-            values=off[schedule.entry],
-            inverse_diagonal=1 / diag[schedule.row],
+            # int32 indices: NumPy's int64 positions fail under strict dtype promotion (CG's init).
+            values=off[jnp.asarray(schedule.entry, jnp.int32)],
+            inverse_diagonal=1 / diag[jnp.asarray(schedule.row, jnp.int32)],
             row=jnp.asarray(schedule.row, jnp.int32),
             gather=jnp.asarray(schedule.gather, jnp.int32),
             position=jnp.asarray(schedule.position, jnp.int32),

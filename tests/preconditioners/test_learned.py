@@ -88,6 +88,7 @@ def test_untrained_models_equal_their_closed_form_baselines(x64):
     np.testing.assert_allclose(m, np.linalg.inv(a_bar * laplacian), rtol=1e-9)
 
 
+@pytest.mark.slow  # default-suite budget
 def test_learned_preconditioners_are_spd_for_any_weights_and_neural_if_keeps_the_pattern(x64):
     operator = _darcy(5, seed=1, dtype=jnp.float64)
     a = np.asarray(operator.as_matrix())
@@ -219,6 +220,7 @@ def test_trained_neural_if_beats_jacobi_and_its_initialisation_on_held_out_matri
 # -- float32 and bad input ----------------------------------------------------------------------
 
 
+@pytest.mark.slow  # default-suite budget
 def test_float32_solve_succeeds_finite_and_a_nan_model_is_not_success():
     # NeuralIF in float32 inside CG failed before its pattern positions were int32 (strict dtype
     # promotion: an int64 NumPy index against int32 sizes).

@@ -135,6 +135,7 @@ def test_pcg_iterations_on_darcy_against_jacobi(x64):
     np.testing.assert_allclose(gmg.value, jacobi.value, rtol=1e-5, atol=1e-5 * float(jnp.abs(jacobi.value).max()))
 
 
+@pytest.mark.slow  # default-suite budget
 def test_float32_reaches_the_floor_without_nan():
     grid = Grid((31, 31), boundary="dirichlet")
     operator = DiffusionOperator(grid, _darcy_coefficient(grid.shape))

@@ -51,6 +51,7 @@ def test_observations_and_forward_model_pick_the_same_interior_nodes():
     assert float(jnp.max(jnp.abs(with_pde[9:]))) < 1e-4  # the true pair satisfies the PDE
 
 
+@pytest.mark.slow  # default-suite budget
 def test_unet_maps_one_sample_to_its_shape():
     # Abstract throughout (initialised and applied by shape only): a conv net's eager CPU init
     # and compile take tens of seconds; the slow end-to-end run executes it.
