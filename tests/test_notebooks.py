@@ -7,9 +7,13 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+# The family notebooks compile training loops (about 50 s each on 2 cores): run with -m slow, to
+# keep the default suite within its 10 minutes.
+SLOW_NOTEBOOKS = {"preconditioners", "samplers"}
+NOTEBOOKS = [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW_NOTEBOOKS else p for p in NOTEBOOKS]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: getattr(p, "stem", p))
 def test_notebook_runs(path, monkeypatch, tmp_path):
     monkeypatch.setenv("JAXPDE_NOTEBOOK_SMALL", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")

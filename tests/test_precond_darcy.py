@@ -27,7 +27,9 @@ def test_evaluate_counts_iterations_and_residuals_like_scipy(x64):
     spla.cg(matrix, np.asarray(b).ravel(), rtol=1e-6, callback=lambda _: count.append(1))
     assert figures["none"]["iterations"] == len(count)
     assert figures["jacobi"]["iterations"] <= figures["none"]["iterations"] <= 64  # CG: at most n steps
-    for name in ("none", "jacobi", "amg"):
+    # pyamg comes with the `bench` extra; without it the AMG entry says it was skipped.
+    names = ("none", "jacobi", "amg") if isinstance(figures.get("amg"), dict) else ("none", "jacobi")
+    for name in names:
         assert figures[name]["relative_residual"] <= 1.01e-6
         assert figures[name]["results"] == ["successful"]
     assert figures["amg"]["iterations"] < figures["none"]["iterations"]

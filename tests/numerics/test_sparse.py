@@ -189,6 +189,7 @@ def test_random_matrices_keep_bcoo_and_layout_errors():
             jnp.ones(16)))(matrix.indices)
 
 
+@pytest.mark.slow  # default-suite budget
 def test_diagonal_layout_gradient_reaches_the_bcoo_values(x64):
     # The DIA copy is a scatter of matrix.data: d/d data of w . A x is w_i x_j at entry (i, j).
     matrix = DiffusionOperator(Grid((5, 4), boundary="dirichlet"), 2.0).to_sparse().matrix

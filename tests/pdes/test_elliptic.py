@@ -208,6 +208,7 @@ def test_mixed_precision_refinement_reaches_1e_minus_6_with_float32_cg(x64, prec
         np.testing.assert_allclose(u, solution.value, rtol=1e-12)
 
 
+@pytest.mark.slow  # default-suite budget
 def test_lineax_cg_and_preconditioner_options_are_honoured(x64):
     grid = Grid((16, 16), boundary="dirichlet")
     operator = Darcy().operator(grid, jnp.asarray(thresholded_field(16)))

@@ -198,6 +198,7 @@ def _assert_beats_jacobi_and_initialisation(model, untrained):
             assert after < before < jacobi, (seed, jacobi, before, after)
 
 
+@pytest.mark.slow  # default-suite budget
 def test_trained_spectral_preconditioner_beats_jacobi_and_its_initialisation_on_held_out_matrices():
     # Trained on random 12² Darcy 12/3 matrices, evaluated on 16² ones it never saw. Measured:
     # Jacobi 48, untrained ((ā L)⁻¹, spectrally equivalent) 13, trained 9, on both seeds.
@@ -247,6 +248,7 @@ def test_float32_solves_never_report_success_with_nans():
         assert solution.result != lx.RESULTS.successful, cls.__name__
 
 
+@pytest.mark.slow  # default-suite budget
 def test_bad_input_errors_name_the_problem():
     operator = _darcy(8)
     nonsquare = lx.MatrixLinearOperator(jnp.ones((3, 4)))

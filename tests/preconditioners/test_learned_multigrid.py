@@ -31,6 +31,7 @@ def _dense_cycle(preconditioner, operator):
     return jax.vmap(lambda e: preconditioner(operator).mv(e.reshape(shape)).ravel())(eye).T
 
 
+@pytest.mark.slow  # default-suite budget
 def test_untrained_is_geometric_and_any_network_gives_an_spd_cycle(x64):
     grid = Grid((9, 9), boundary="dirichlet")
     operator = DiffusionOperator(grid, jnp.exp(2 * jax.random.normal(jax.random.key(0), grid.shape)))

@@ -94,6 +94,7 @@ def _contraction(operator, shape, **options):
     return np.abs(1 - np.linalg.eigvalsh(factor.T @ m @ factor)).max()
 
 
+@pytest.mark.slow  # default-suite budget
 def test_one_vcycle_contracts_poisson_and_darcy_errors(x64):
     # The acceptance figures: ≤ 0.2 (Poisson), ≤ 0.3 (12/3 Darcy). Measured 0.11 and 0.16.
     grid = Grid((31, 31), boundary="dirichlet")

@@ -47,6 +47,7 @@ def test_iterates_equal_conjugate_gradient(x64):
     np.testing.assert_allclose(x, jnp.linalg.solve(matrix, b), rtol=1e-8)
 
 
+@pytest.mark.slow  # default-suite budget
 def test_gradient_in_a_preconditioner_parameter_matches_finite_differences(x64):
     matrix = _spd(jax.random.key(2))
     b = jax.random.normal(jax.random.key(3), (N,))
