@@ -32,7 +32,10 @@ def test_evaluate_counts_iterations_and_residuals_like_scipy(x64):
     for name in names:
         assert figures[name]["relative_residual"] <= 1.01e-6
         assert figures[name]["results"] == ["successful"]
-    assert figures["amg"]["iterations"] < figures["none"]["iterations"]
+    if "amg" in names:
+        assert figures["amg"]["iterations"] < figures["none"]["iterations"]
+    else:
+        assert figures["amg"] == "pyamg not installed"
 
 
 @pytest.mark.slow
