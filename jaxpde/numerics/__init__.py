@@ -1,16 +1,19 @@
 """Classical differentiable numerics: spectral derivatives, exponential integrators (diffrax
 solvers) and their drivers (`time_integration`: solve / rollout / trajectory), stencil and sparse
-operators (lineax operators) and Krylov solvers (lineax solvers)."""
+operators (lineax operators), Krylov solvers (lineax solvers) and geometric multigrid (a
+preconditioner for them)."""
 
-from . import etdrk, krylov, preconditioning, sparse, spectral, stencils, time_integration
+from . import etdrk, krylov, multigrid, preconditioning, sparse, spectral, stencils, time_integration
 from .etdrk import ETDRK1, ETDRK2, ETDRK3, ETDRK4, AbstractETDRK, SemiLinearTerm
 from .krylov import ConjugateGradient, MixedPrecisionRefinement
+from .multigrid import AbstractMultigrid, GeometricMultigrid, MultigridHierarchy
 from .sparse import SparseOperator
 from .stencils import DiffusionOperator, HelmholtzOperator
 
 __all__ = [
     "etdrk",
     "krylov",
+    "multigrid",
     "preconditioning",
     "sparse",
     "spectral",
@@ -24,6 +27,9 @@ __all__ = [
     "SemiLinearTerm",
     "ConjugateGradient",
     "MixedPrecisionRefinement",
+    "AbstractMultigrid",
+    "GeometricMultigrid",
+    "MultigridHierarchy",
     "SparseOperator",
     "DiffusionOperator",
     "HelmholtzOperator",

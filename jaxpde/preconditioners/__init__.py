@@ -17,9 +17,12 @@ of optimistix and the implicit stages of diffrax, where lineax's ``options=`` ca
 - `learn_to_relax`: a bandit choosing SSOR's ω across a sequence of related systems.
 
 `Jacobi`, `diagonal` and the base class live in `jaxpde.numerics.preconditioning` (the Krylov
-solvers of `jaxpde.numerics` need them) and are re-exported here.
+solvers of `jaxpde.numerics` need them), and geometric multigrid in `jaxpde.numerics.multigrid`
+(it needs only grids and numerics, and the data layer's Darcy solver uses it); all are
+re-exported here.
 """
 
+from ..numerics.multigrid import AbstractMultigrid, GeometricMultigrid, MultigridHierarchy
 from ..numerics.preconditioning import AbstractPreconditioner, Jacobi, diagonal
 from ._chebyshev import Chebyshev, estimate_spectrum
 from ._dcdm import DCDM, DCDMNetwork, dcdm_loss, residual_like, train_dcdm
@@ -27,7 +30,6 @@ from ._flexible import FGMRES, FlexibleCG
 from ._incomplete_cholesky import IncompleteCholesky
 from ._learned import DarcySystems, GraphNetwork, inverse_residual_loss, train_preconditioner, unrolled_pcg_loss
 from ._learned_multigrid import LearnedMultigrid, two_grid_loss
-from ._multigrid import AbstractMultigrid, GeometricMultigrid, MultigridHierarchy
 from ._neural_if import NeuralIF, neural_if_loss, train_neural_if
 from ._neural_operator_preconditioner import NeuralOperatorPreconditioner
 from ._relax import RelaxResult, TsallisINF, cumulative_regret, learn_to_relax, ssor_cg_iterations

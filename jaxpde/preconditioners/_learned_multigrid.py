@@ -5,7 +5,7 @@ and Luz, Galun, Maron, Basri & Yavneh, *Learning algebraic multigrid using graph
 networks*, ICML 2020: keep the multigrid cycle (smoother, Galerkin coarse operators
 ``A_c = Pᵀ A P``, coarsest solve) and learn ``P``, the part that decides how well the coarse
 grid corrects the smooth error of a heterogeneous operator. Here ``P`` has the geometry of
-`jaxpde.preconditioners._multigrid.Transfer` (each coarse point interpolates into the fine
+`jaxpde.numerics.multigrid.Transfer` (each coarse point interpolates into the fine
 points one step around it), and its weights are
 
 .. math::
@@ -38,7 +38,7 @@ import lineax as lx
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._multigrid import AbstractMultigrid, Transfer
+from ..numerics.multigrid import AbstractMultigrid, Transfer
 
 __all__ = ["LearnedMultigrid", "two_grid_loss"]
 

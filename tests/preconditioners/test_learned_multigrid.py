@@ -12,7 +12,7 @@ import pytest
 from jaxpde import Grid
 from jaxpde.numerics.stencils import DiffusionOperator
 from jaxpde.preconditioners._learned_multigrid import LearnedMultigrid, two_grid_loss
-from jaxpde.preconditioners._multigrid import GeometricMultigrid
+from jaxpde.numerics.multigrid import GeometricMultigrid
 from jaxpde.random_fields import GaussianRandomField, LognormalField
 from jaxpde.training import fit
 

@@ -11,7 +11,7 @@ import pytest
 from jaxpde import Grid
 from jaxpde.numerics.krylov import ConjugateGradient
 from jaxpde.numerics.stencils import DiffusionOperator
-from jaxpde.preconditioners._multigrid import GeometricMultigrid, Transfer
+from jaxpde.numerics.multigrid import GeometricMultigrid, Transfer
 from jaxpde.random_fields import GaussianRandomField, thresholded
 
 
