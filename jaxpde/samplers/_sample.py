@@ -129,6 +129,9 @@ def solve(
     times are the elapsed times ``ts[0] - t``.
     """
     num_steps = ts.shape[0] - 1
+    if term.t_end is None:
+        # The samplers' last-step rules (`final_order`) recognise the end by it.
+        term = DiffusionTerm(term.denoiser, term.event_shape, t_end=ts[-1])
     saveat = diffrax.SaveAt(t1=True) if saveat is None else saveat
     adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
     if brownian is None:

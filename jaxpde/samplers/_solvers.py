@@ -78,12 +78,17 @@ class DiffusionTerm(diffrax.AbstractTerm):
       shape `event_shape`; a state with leading batch axes is mapped over them with `jax.vmap`,
       one model call (one NFE) per evaluation of the term.
     - `event_shape`: the shape of one sample; ``None`` (default) means the state is one sample.
+    - `t_end`: the time the solve ends at (``None``: not given). diffrax tells a solver the
+      end of its first step only, so samplers that treat the last step differently (the
+      ``final_order`` of DPM-Solver++ and UniPC) read it here; `jaxpde.samplers.solve` and
+      `sample` set it from the grid.
     """
 
     denoiser: Denoiser
     event_shape: tuple[int, ...] | None = eqx.field(static=True)
+    t_end: Array | None = None
 
-    def __init__(self, denoiser: Denoiser, event_shape=None):
+    def __init__(self, denoiser: Denoiser, event_shape=None, t_end=None):
         if not isinstance(denoiser, Denoiser):
             raise TypeError(
                 "DiffusionTerm: `denoiser` must be a jaxpde.samplers.Denoiser (model, schedule, parameterisation), "
@@ -91,6 +96,7 @@ class DiffusionTerm(diffrax.AbstractTerm):
             )
         self.denoiser = denoiser
         self.event_shape = None if event_shape is None else tuple(int(n) for n in event_shape)
+        self.t_end = None if t_end is None else jnp.asarray(t_end)
 
     @property
     def schedule(self):

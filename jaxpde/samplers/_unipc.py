@@ -33,7 +33,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._dpm_solver import _eta_alpha_sigma
+from ._dpm_solver import _eta_alpha_sigma, check_final_order, is_final_step
 from ._solvers import AbstractDiffusionSolver, phi
 
 __all__ = ["UniPC"]
@@ -57,10 +57,16 @@ class UniPC(AbstractDiffusionSolver):
 
     - `predictor_order`: $p \in \{1, 2, 3\}$ (default 2, so third order overall).
     - `variant`: ``"bh1"`` ($B(h) = h$) or ``"bh2"`` ($B(h) = 1 - e^{-h}$, default).
+    - `final_order`: the predictor's order on the last step (``None``: `predictor_order`), as
+      UniPC's and DPM-Solver's ``lower_order_final``: the last step, down to ``t_end``, is the
+      longest in log-SNR on the usual grids, and extrapolating from far-away predictions there
+      costs more than it gains at few steps. One step at lower order changes the error
+      constant, not the asymptotic order.
     """
 
     predictor_order: int = eqx.field(default=2, static=True)
     variant: Literal["bh1", "bh2"] = eqx.field(default="bh2", static=True)
+    final_order: int | None = eqx.field(default=None, static=True, kw_only=True)
     stages = 1
 
     def __check_init__(self):
@@ -68,6 +74,7 @@ class UniPC(AbstractDiffusionSolver):
             raise ValueError(f"UniPC: `predictor_order` must be 1, 2 or 3, got {self.predictor_order!r}.")
         if self.variant not in ("bh1", "bh2"):
             raise ValueError(f"UniPC: `variant` must be 'bh1' or 'bh2', got {self.variant!r}.")
+        check_final_order("UniPC", self.final_order, self.predictor_order)
 
     def order(self, terms):
         return self.predictor_order + 1
@@ -138,7 +145,10 @@ class UniPC(AbstractDiffusionSolver):
 
             return apply
 
-        y1 = jax.lax.switch(jnp.minimum(count, p - 1), [predictor_k(k) for k in range(p)])
+        k = jnp.minimum(count, p - 1)
+        if self.final_order is not None:
+            k = jnp.where(is_final_step("UniPC", term, t1), jnp.minimum(k, self.final_order - 1), k)
+        y1 = jax.lax.switch(k, [predictor_k(j) for j in range(p)])
         new_state = dict(
             eta=jnp.concatenate([eta0[None], eta_hist[:-1]]),
             pred=jnp.concatenate([m0[None], pred_hist[:-1]]),
