@@ -9,8 +9,10 @@ otherwise, see `benchmarks/preconditioners.py`).
 1. **Train** every learned preconditioner that jaxpde has — NeuralIF (Häusner, Öktem & Sjölund,
    TMLR 2024; Li et al., ICML 2023), the learned sparse approximate inverse ``G Gᵀ``, the learned
    spectral preconditioner, DCDM (Kaneda et al., ICML 2023), learned multigrid (Greenfeld et al.,
-   ICML 2019; Luz et al., ICML 2020) — at 64² on random 12/3 coefficients, with `jaxpde.training.fit`
-   (checkpoints under ``OUT/models/NAME``, so ``jaxpde resume`` continues exactly).
+   ICML 2019; Luz et al., ICML 2020) on its two-grid loss, and a small Fourier neural operator
+   (`FourierNetwork`, Li et al., ICLR 2021) in `NeuralOperatorPreconditioner` on DCDM's loss — at
+   64² on random 12/3 coefficients, with `jaxpde.training.fit` (checkpoints under
+   ``OUT/models/NAME``, so ``jaxpde resume`` continues exactly).
 2. **Test** on held-out coefficients (the test split of `DarcySystemConfig`, keys the training
    never draws) at 64², 128², 256² — 512² only on an accelerator — *without retraining*, next to
    no preconditioner, Jacobi, SSOR, IC(0), Chebyshev, geometric multigrid and pyamg's smoothed
@@ -26,13 +28,17 @@ IC(0)'s iterations and ≤ 0.35× Jacobi's.
 
 ``scale=full`` trains 2000 steps per model and tests 8 systems per size (and 512² on a GPU). A
 preconditioner whose solve takes longer than `slow_s` (20 s) at one size is not run at the
-larger ones (DCDM's CNN in flexible CG on a CPU: 30 s at 64²), and the table says so.
-Nonlinear preconditioners (DCDM, a neural operator) run inside flexible CG.
+larger ones, and the table says so; DCDM is tested at its training size only (its CNN refuses
+other grids; one flexible-CG solve takes ~35 s at 64² on a CPU). Nonlinear preconditioners
+(DCDM, a neural operator) run inside flexible CG. Measured so far is kept in ``OUT/partial.json``
+after each size.
 
-pyamg runs on the host with the process's BLAS threads (``blas_threads`` in the results): on a
-small shared CPU a multithreaded OpenBLAS slows its setup several-fold, so for time against AMG
-run with ``OPENBLAS_NUM_THREADS=1`` (set before Python starts), as `benchmarks/preconditioners.py`
-does.
+Threads: pyamg runs on the host with the process's BLAS threads and jaxpde with XLA's. For time
+against AMG run both single-threaded — ``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+MKL_NUM_THREADS=1 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"``,
+set before Python starts (a multithreaded OpenBLAS on a small shared CPU slowed pyamg's setup
+several-fold). The results record these settings and the load average at the start and the end
+(``conditions``).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import json
 import math
 import os
 import statistics
@@ -67,25 +74,32 @@ from jaxpde.numerics.sparse import SparseOperator
 
 _PACKAGE = "jaxpde.preconditioners"
 
+# Everything by its public name in `jaxpde.preconditioners`, so moving a module inside the package
+# (geometric multigrid now lives in `jaxpde.numerics.multigrid`) does not break the harness.
 #: name -> (module, class, keyword arguments)
 CLASSICAL = {
-    "jacobi": ("jaxpde.numerics.preconditioning", "Jacobi", {}),
-    "ssor": (f"{_PACKAGE}._ssor", "SSOR", {}),
-    "ic0": (f"{_PACKAGE}._incomplete_cholesky", "IncompleteCholesky", {}),
-    "chebyshev": (f"{_PACKAGE}._chebyshev", "Chebyshev", {"degree": 4, "inner": None}),
-    "gmg": (f"{_PACKAGE}._multigrid", "GeometricMultigrid", {}),
+    "jacobi": (_PACKAGE, "Jacobi", {}),
+    "ssor": (_PACKAGE, "SSOR", {}),
+    "ic0": (_PACKAGE, "IncompleteCholesky", {}),
+    "chebyshev": (_PACKAGE, "Chebyshev", {"degree": 4, "inner": None}),
+    "gmg": (_PACKAGE, "GeometricMultigrid", {}),
 }
 
 #: name -> (module, training function): ``train(systems, steps, key, **fit_options) -> model``.
+#: Learned multigrid and the neural operator have no recipe in the package; `_RECIPES` builds them.
 LEARNED = {
-    "neural_if": (f"{_PACKAGE}._neural_if", "train_neural_if"),
-    "learned_spai": (f"{_PACKAGE}._spai", "train_spai"),
-    "learned_spectral": (f"{_PACKAGE}._spectral", "train_spectral"),
-    "dcdm": (f"{_PACKAGE}._dcdm", "train_dcdm"),
-    "neural_operator": (f"{_PACKAGE}._neural_operator_preconditioner", "train_neural_operator"),
-    "learned_multigrid": (f"{_PACKAGE}._learned_multigrid", "train_learned_multigrid"),
+    "neural_if": (_PACKAGE, "train_neural_if"),
+    "learned_spai": (_PACKAGE, "train_spai"),
+    "learned_spectral": (_PACKAGE, "train_spectral"),
+    "dcdm": (_PACKAGE, "train_dcdm"),
+    "neural_operator": (_PACKAGE, "train_neural_operator"),
+    "learned_multigrid": (_PACKAGE, "train_learned_multigrid"),
 }
 
+#: The grid sizes a learned preconditioner can be tested at, when not every size: DCDM's CNN has
+#: its training grid's receptive field and refuses other grids, and on a CPU one of its flexible-CG
+#: solves takes ~35 s at 64² (hundreds of dilated convolutions), so it runs at its training size only.
+ONLY_AT_TRAIN_SIZE = {"dcdm": "DCDM runs at its training grid only (its CNN refuses other grids; ~35 s per solve at 64² on a CPU)"}
 
 def _attribute(module: str, name: str):
     """``module.name``, or None when the module or the name is not in this checkout."""
@@ -110,19 +124,77 @@ def classical_preconditioners() -> tuple[dict[str, Any], list[str]]:
     return found, missing
 
 
-def _learned_multigrid_recipe():
-    """Learned multigrid without a recipe of its own: `LearnedMultigrid` on its two-grid loss."""
-    module = f"{_PACKAGE}._learned_multigrid"
-    cls, loss = _attribute(module, "LearnedMultigrid"), _attribute(module, "two_grid_loss")
-    recipe = _attribute(f"{_PACKAGE}._learned", "train_preconditioner")
-    if cls is None or loss is None or recipe is None:
+def _recipe(model: str, loss: str, build, learning_rate: float):
+    """A training recipe for a learned preconditioner without one of its own: ``build(cls, systems,
+    key)`` makes the model, `jaxpde.preconditioners.train_preconditioner` fits it on `loss` (None
+    when this checkout lacks a piece)."""
+    cls, objective, fit_recipe = (_attribute(_PACKAGE, n) for n in (model, loss, "train_preconditioner"))
+    if cls is None or objective is None or fit_recipe is None:
         return None
 
-    def train(systems, steps, key, learning_rate=3e-3, **fit_options):
+    def train(systems, steps, key, learning_rate=learning_rate, **fit_options):
         init_key, train_key = jax.random.split(key)
-        return recipe(cls(2, init_key), loss, systems, steps, train_key, learning_rate, **fit_options)
+        return fit_recipe(build(cls, systems, init_key), objective, systems, steps, train_key, learning_rate, **fit_options)
 
     return train
+
+
+class FourierNetwork(eqx.Module):
+    r"""A small 2-D Fourier neural operator (Li et al., ICLR 2021) for `NeuralOperatorPreconditioner`.
+
+    ``(c, n, n) → (1, n, n)``: a pointwise lift to `width` channels, `layers` Fourier layers
+    ``v ← gelu(W v + 𝓕⁻¹(R ⊙ 𝓕v)_{|k| < modes}) `` and a pointwise projection. ``R`` lives on
+    wavenumbers, so one network applies on every grid (resolution-independent, as the issue's
+    neural-operator interface asks; a grid with ``n < 2·modes`` keeps the modes it resolves). The projection starts at zero, plus a skip of
+    the residual channel: untrained, ``f(r) = r`` and flexible CG starts as plain CG.
+    """
+
+    lift: eqx.nn.Conv2d
+    spectral: tuple  # per layer: (2, width, width, 2·modes, modes) real and imaginary parts
+    pointwise: tuple
+    project: eqx.nn.Conv2d
+    modes: int = eqx.field(static=True)
+
+    def __init__(self, channels: int, width: int = 12, modes: int = 8, layers: int = 3, *, key):
+        keys = jax.random.split(key, 2 * layers + 2)
+        self.modes = modes
+        self.lift = eqx.nn.Conv2d(channels, width, 1, key=keys[0])
+        scale = 1.0 / (width * width)
+        self.spectral = tuple(scale * jax.random.normal(keys[1 + i], (2, width, width, 2 * modes, modes))
+                              for i in range(layers))
+        self.pointwise = tuple(eqx.nn.Conv2d(width, width, 1, key=keys[1 + layers + i]) for i in range(layers))
+        project = eqx.nn.Conv2d(width, 1, 1, key=keys[-1])
+        self.project = eqx.tree_at(lambda c: (c.weight, c.bias), project,
+                                   (jnp.zeros_like(project.weight), jnp.zeros_like(project.bias)))
+
+    def _fourier(self, weights, v):
+        n1, n2 = v.shape[1:]
+        # Mode k means the same wave on every grid; a grid too coarse for all of them keeps those it resolves.
+        m = min(self.modes, n1 // 2, n2 // 2 + 1)
+        rows = jnp.r_[0:m, 2 * self.modes - m:2 * self.modes]
+        coefficients = jnp.fft.rfft2(v)
+        kept = jnp.concatenate([coefficients[:, :m, :m], coefficients[:, n1 - m:, :m]], axis=1)
+        mixed = jnp.einsum("ixy,ioxy->oxy", kept, (weights[0] + 1j * weights[1])[:, :, rows, :m])
+        out = jnp.zeros((v.shape[0], n1, n2 // 2 + 1), coefficients.dtype)
+        out = out.at[:, :m, :m].set(mixed[:, :m]).at[:, n1 - m:, :m].set(mixed[:, m:])
+        return jnp.fft.irfft2(out, s=(n1, n2))
+
+    def __call__(self, x):
+        v = self.lift(x)
+        for weights, pointwise in zip(self.spectral, self.pointwise):
+            v = jax.nn.gelu(pointwise(v) + self._fourier(weights.astype(v.dtype), v))
+        return x[:1] + self.project(v)
+
+
+#: name -> recipe factory: learned multigrid on its two-grid loss; a `FourierNetwork` (the residual
+#: and the 4 log face coefficients as channels) in `NeuralOperatorPreconditioner` on DCDM's loss.
+_RECIPES = {
+    "learned_multigrid": lambda: _recipe("LearnedMultigrid", "two_grid_loss",
+                                         lambda cls, systems, key: cls(systems.grid.ndim, key), 3e-3),
+    "neural_operator": lambda: _recipe(
+        "NeuralOperatorPreconditioner", "dcdm_loss",
+        lambda cls, systems, key: cls(FourierNetwork(1 + 2 * systems.grid.ndim, key=key)), 1e-3),
+}
 
 
 def learned_trainers() -> tuple[dict[str, Any], list[str]]:
@@ -130,22 +202,22 @@ def learned_trainers() -> tuple[dict[str, Any], list[str]]:
     found, missing = {}, []
     for name, (module, fn) in LEARNED.items():
         train = _attribute(module, fn)
-        if train is None and name == "learned_multigrid":
-            train = _learned_multigrid_recipe()
+        if train is None and name in _RECIPES:
+            train = _RECIPES[name]()
         (missing.append(name) if train is None else found.__setitem__(name, train))
     return found, missing
 
 
 def darcy_systems(size: int, batch: int):
     """The training sampler of the learned preconditioners (random 12/3 coefficients per step)."""
-    from jaxpde.preconditioners._learned import DarcySystems
+    from jaxpde.preconditioners import DarcySystems
 
     return DarcySystems(size=size, batch=batch)
 
 
 def flexible_solver(rtol: float, max_steps: int, preconditioner):
     """Flexible CG for a nonlinear preconditioner (None if this checkout has none)."""
-    cls = _attribute(f"{_PACKAGE}._flexible", "FlexibleCG") or _attribute(_PACKAGE, "FlexibleCG")
+    cls = _attribute(_PACKAGE, "FlexibleCG")
     if cls is None:
         return None
     return cls(rtol=rtol, atol=0.0, max_steps=max_steps, preconditioner=preconditioner)
@@ -339,6 +411,35 @@ def evaluate(preconditioners: dict, config: LinearSystemConfig, keys, rtol: floa
     return out
 
 
+def only_at_train_size(size: int, train_size: int) -> dict:
+    """``{name: reason}`` for the learned preconditioners tested at their training size only."""
+    if size == train_size:
+        return {}
+    return {name: f"not run: {reason}" for name, reason in ONLY_AT_TRAIN_SIZE.items()}
+
+
+#: The thread settings that make the comparison with pyamg fair: one thread for BLAS and one for XLA.
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS")
+SINGLE_THREADED_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def conditions() -> dict:
+    """Where a timing was taken: the load average (a shared machine), the cores and the thread settings.
+
+    Times in one run compare with each other; across runs only with the load alongside. XLA and
+    BLAS read their thread settings when they start, so these are the values the process runs with.
+    """
+    flags = os.environ.get("XLA_FLAGS") or ""
+    return {
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "load_average_1_5_15_min": list(os.getloadavg()),
+        "cpu_count": os.cpu_count(),
+        "environment": {name: os.environ.get(name) for name in THREAD_VARIABLES},
+        "xla_single_threaded": "intra_op_parallelism_threads=1" in flags and "xla_cpu_multi_thread_eigen=false" in flags,
+        "blas_single_threaded": all(os.environ.get(v) == "1" for v in THREAD_VARIABLES[:3]),
+    }
+
+
 def too_slow(figures: dict, label: str, limit_s: float) -> dict:
     """``{name: reason}`` for the preconditioners whose solve took over `limit_s` here: larger
     problems would take minutes to hours each on a CPU (a CNN preconditioner in flexible CG)."""
@@ -397,16 +498,31 @@ def save_models(models: dict, folder: Path) -> None:
         eqx.tree_serialise_leaves(folder / f"{name}.eqx", model)
 
 
+#: Saved models trained by another recipe's skeleton: the lognormal-trained learned multigrid.
+SKELETON_OF = {"learned_multigrid_lognormal": "learned_multigrid"}
+
+
 def load_models(trainers: dict, folder: Path, size: int, batch: int) -> dict:
-    """Models saved by `save_models`: a zero-step training gives each one's skeleton."""
+    """Models saved by `save_models` (``NAME.eqx``): a zero-step training gives each one's skeleton."""
     systems = darcy_systems(size, batch)
     models = {}
-    for name, train in trainers.items():
+    for name in [*trainers, *SKELETON_OF]:
         path = folder / f"{name}.eqx"
-        if path.exists():
+        train = trainers.get(SKELETON_OF.get(name, name))
+        if path.exists() and train is not None:
             skeleton = train(systems, 0, jax.random.key(0))
             models[name] = eqx.tree_deserialise_leaves(path, skeleton)
     return models
+
+
+def training_records(folder: Path, names) -> dict:
+    """``{name: record}`` from the ``NAME.json`` saved next to each loaded model, where there is one
+    (how long, how many steps, which run trained it)."""
+    records = {}
+    for name in names:
+        path = folder / f"{name}.json"
+        records[name] = json.loads(path.read_text()) if path.exists() else {"loaded": str(folder / f"{name}.eqx")}
+    return records
 
 
 # ----------------------------------------------------------------------------------------------
@@ -424,6 +540,7 @@ class Config:
     steps: int = 300
     batch_size: int = 4
     learning_rate: float = 3e-3
+    models: str = ""
     rtol: float = 1e-6
     repeats: int = 3
     slow_s: float = 20.0
@@ -449,6 +566,8 @@ class Config:
             raise ValueError(f"`rtol` must be in (0, 1), got {self.rtol!r}.")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"`learning_rate` must be positive and finite, got {self.learning_rate!r}.")
+        if self.models and not Path(self.models).is_dir():
+            raise ValueError(f"`models` must be a folder of saved models (an earlier run's OUT/models), got {self.models!r}.")
 
 
 def full_scale(config: Config) -> Config:
@@ -543,13 +662,24 @@ def summary_rows(by_size: dict, train_size: int = 64) -> list[list[str]]:
 def run(config: Config, out_dir: Path) -> dict:
     config = full_scale(config)
     out_dir = Path(out_dir)
+    started = conditions()
     log = functools.partial(print, flush=True) if config.progress else (lambda *_: None)
     classical, missing_classical = classical_preconditioners()
     trainers, missing_learned = learned_trainers()
 
-    log(f"training {len(trainers)} learned preconditioners at {config.train_size}² ({config.steps} steps each)")
-    models, training = train_learned(trainers, config.train_size, config.steps, config.batch_size, config.seed,
-                                     out_dir / "models", config.learning_rate, log)
+    if config.models:
+        # Models saved by an earlier run (its OUT/models), tested here without retraining.
+        source = Path(config.models)
+        with jax.enable_x64(False):
+            models = {k: v for k, v in load_models(trainers, source, config.train_size, config.batch_size).items()
+                      if k in trainers}
+        training = {name: {**record, "loaded_from": str(source)}
+                    for name, record in training_records(source, models).items()}
+        log(f"loaded {len(models)} learned preconditioners from {source}: {sorted(models)}")
+    else:
+        log(f"training {len(trainers)} learned preconditioners at {config.train_size}² ({config.steps} steps each)")
+        models, training = train_learned(trainers, config.train_size, config.steps, config.batch_size, config.seed,
+                                         out_dir / "models", config.learning_rate, log)
     save_models(models, out_dir / "models")
 
     sizes, skipped = test_sizes(config)
@@ -561,9 +691,13 @@ def run(config: Config, out_dir: Path) -> dict:
             systems = DarcySystemConfig(size=n, seed=config.seed)
             test_key = jax.random.fold_in(jax.random.key(config.seed), 1)  # the test split's stream
             keys = [jax.random.fold_in(test_key, i) for i in range(config.n_test)]
+            here = {**skip, **only_at_train_size(n, config.train_size)}
             by_size[n] = evaluate({**classical, **models}, systems, keys, config.rtol, jnp.float64, config.repeats,
-                                  amg=config.amg, log=log, skip=skip)
+                                  amg=config.amg, log=log, skip=here)
             skip.update(too_slow(by_size[n], f"{n}²", config.slow_s))
+            # A run of tens of minutes keeps what it has measured so far (results.json comes at the end).
+            (out_dir / "partial.json").write_text(json.dumps({str(k): v for k, v in by_size.items()}, indent=1,
+                                                             default=float))
 
     table = [("preconditioner", "size", "iterations", "setup s", "solve s", "result")]
     for n in sizes:
@@ -571,6 +705,7 @@ def run(config: Config, out_dir: Path) -> dict:
             table.append(_row(name, n, figures))
     results = {
         "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "OpenBLAS default"),
+        "conditions": {"start": started, "end": conditions()},
         "sizes_tested": list(sizes),
         "sizes_skipped_on_cpu": skipped,
         "missing_in_this_checkout": missing_classical + missing_learned,

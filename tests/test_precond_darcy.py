@@ -3,6 +3,7 @@
 
 import json
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,6 +47,42 @@ def test_sparse_systems_are_rebuilt_on_a_static_pattern(x64):
     rebuild, values = precond_darcy._split(operators)
     rebuilt = jax.jit(lambda v: rebuild(v).mv(jnp.ones(60)))(values[1])
     np.testing.assert_allclose(rebuilt, operators[1].mv(jnp.ones(60)), rtol=1e-6)
+
+
+def test_fourier_network_layer_is_the_truncated_fourier_multiplier_and_starts_as_the_identity():
+    net = precond_darcy.FourierNetwork(3, width=2, modes=2, layers=1, key=jax.random.key(0))
+    layer = eqx.filter_jit(lambda network, weights, v: network._fourier(weights, v))
+    v = jax.random.normal(jax.random.key(1), (2, 16, 16))
+    # Weights δ_io on every kept mode: the layer keeps modes |k1| < 2, 0 <= k2 < 2 of each channel.
+    identity = jnp.zeros((2, 2, 2, 4, 2)).at[0].set(jnp.eye(2)[:, :, None, None])
+    coefficients = np.fft.rfft2(np.asarray(v))
+    mask = np.zeros((16, 9), bool)
+    mask[[0, 1, 14, 15], :2] = True
+    expected = np.fft.irfft2(np.where(mask, coefficients, 0), s=(16, 16))
+    np.testing.assert_allclose(layer(net, identity, v), expected, atol=1e-5)
+    # On an 8×6 grid with modes 4 every coefficient is kept: the identity map.
+    wide = precond_darcy.FourierNetwork(3, width=2, modes=4, layers=1, key=jax.random.key(0))
+    identity = jnp.zeros((2, 2, 2, 8, 4)).at[0].set(jnp.eye(2)[:, :, None, None])
+    small = v[:, :8, :6]
+    np.testing.assert_allclose(layer(wide, identity, small), small, atol=1e-5)
+    # Untrained (zero projection), the network returns its residual channel on any grid.
+    apply = eqx.filter_jit(lambda network, x: network(x))
+    for n in (8, 20):
+        x = jax.random.normal(jax.random.key(n), (3, n, n))
+        np.testing.assert_array_equal(apply(net, x), x[:1])
+
+
+def test_conditions_record_the_thread_settings_and_dcdm_runs_at_its_training_size_only(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", precond_darcy.SINGLE_THREADED_XLA)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(name, "1")
+    recorded = precond_darcy.conditions()
+    assert recorded["xla_single_threaded"] and recorded["blas_single_threaded"]
+    assert len(recorded["load_average_1_5_15_min"]) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert not precond_darcy.conditions()["blas_single_threaded"]
+    assert precond_darcy.only_at_train_size(64, 64) == {}
+    assert set(precond_darcy.only_at_train_size(128, 64)) == {"dcdm"}
 
 
 @pytest.mark.parametrize("key, value, message", [
