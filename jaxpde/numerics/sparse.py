@@ -30,12 +30,24 @@ jitted call over scipy CSR's ``A @ x`` (`benchmarks/sparse_matvec.py`): 0.69× a
 the ~20 µs dispatch dominates (1.8× per call, 0.32× in a loop). Also tried at 128²–256²: an ELL
 layout (rows padded to the longest, gather and row sum) 1.9×, a CSR segment sum over sorted
 rows 2.1×. ``layout="auto"`` (the default) stores the DIA copy
-when the indices are concrete and the diagonals hold at most twice the stored entries (every
+when the pattern is known (below) and the diagonals hold at most twice the stored entries (every
 stencil; not a random sparse matrix), and keeps BCOO otherwise; the BCOO `matrix` is always
-there, for code that reads it. Inside `jax.jit` an operator built from *traced* indices cannot
-know its diagonals (they are static), so it stays BCOO; build it outside, or from concrete
-(NumPy or closed-over) indices with traced values — the DIA values are then a scatter of the
-BCOO values, and gradients reach ``matrix.data`` exactly as before.
+there, for code that reads it. The DIA values are a scatter of the BCOO values, so gradients
+reach ``matrix.data`` exactly as before.
+
+**A static copy of the pattern.** The sparsity pattern decides the *shape* of every computation
+planned from it (the DIA offsets, the level schedules of SSOR and IC(0), the edges of the graph
+networks), so it must be known at trace time. But the BCOO indices are array leaves: as soon as
+the operator crosses a `jax.jit` boundary — or `lineax.linear_solve`, which traces the
+operator's leaves before a solver's ``init`` builds a preconditioner from it — they are tracers.
+So the operator also keeps `pattern`, a host (NumPy) copy of the indices as a *static* field
+(`StaticPattern`: immutable, hashable by a digest of its bytes, so it can sit in a pytree's
+structure and in jit's cache key). It is taken whenever the indices are concrete at
+construction (NumPy, or closed over); an operator built inside `jit` from traced indices can be
+handed the pattern it shares with another (``SparseOperator(matrix, pattern=other.pattern)``),
+and without one it stays BCOO and has no pattern to plan from. Static means part of the
+treedef: operators with different patterns are different pytree structures, as their
+factorisations are different programs.
 
 The module also holds `register_structure_queries`, which teaches lineax's single-dispatch
 structure queries (`lineax.is_symmetric`, `lineax.is_positive_semidefinite`, …) to read a
@@ -46,6 +58,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import hashlib
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -55,7 +69,7 @@ import scipy.sparse
 from jax.experimental import sparse as jsparse
 from jaxtyping import Array, Float, Inexact
 
-__all__ = ["SparseOperator", "register_structure_queries"]
+__all__ = ["SparseOperator", "StaticPattern", "register_structure_queries"]
 
 _LAYOUTS = ("auto", "bcoo", "dia")
 # "auto" stores the DIA copy when its k·m slots hold at most this many times the stored entries.
@@ -69,16 +83,70 @@ def _concrete(x) -> np.ndarray | None:
     return np.asarray(x)
 
 
-def _diagonal_layout(matrix: jsparse.BCOO, max_fill: float | None):
+class StaticPattern:
+    """An immutable host copy of a BCOO matrix's ``indices`` (``(nse, 2)`` integers), hashable so
+    that it can be a static field: patterns hash and compare by a SHA-1 digest of their bytes,
+    shape and dtype (computed once), never element by element.
+
+    `indices` is a read-only NumPy array.
+    """
+
+    __slots__ = ("indices", "_key")
+
+    def __init__(self, indices):
+        indices = np.array(indices, copy=True)
+        if indices.ndim != 2 or indices.shape[1] != 2 or not np.issubdtype(indices.dtype, np.integer):
+            raise ValueError(
+                f"StaticPattern: `indices` must be an integer array of shape (nse, 2), got dtype {indices.dtype} "
+                f"and shape {indices.shape}."
+            )
+        indices.flags.writeable = False
+        self.indices = indices
+        digest = hashlib.sha1(np.ascontiguousarray(indices).tobytes()).hexdigest()
+        self._key = (indices.shape, indices.dtype.str, digest)
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, StaticPattern) and self._key == other._key
+
+    def __repr__(self) -> str:
+        return f"StaticPattern(nse={self.indices.shape[0]}, sha1={self._key[2][:12]})"
+
+    def transpose(self) -> StaticPattern:
+        """The pattern of the transposed matrix (BCOO's ``.T`` swaps the index columns in place)."""
+        return StaticPattern(self.indices[:, ::-1])
+
+
+def _static_pattern(matrix: jsparse.BCOO, pattern: StaticPattern | None) -> StaticPattern | None:
+    """`pattern`, checked against `matrix`; else a copy of the indices when they are concrete."""
+    indices = _concrete(matrix.indices)
+    if pattern is None:
+        return None if indices is None else StaticPattern(indices)
+    if not isinstance(pattern, StaticPattern):
+        raise TypeError(f"SparseOperator: `pattern` must be a StaticPattern or None, got {type(pattern).__name__}.")
+    if pattern.indices.shape != tuple(matrix.indices.shape):
+        raise ValueError(
+            f"SparseOperator: `pattern` must have the shape of `matrix.indices`, {tuple(matrix.indices.shape)}, "
+            f"got {pattern.indices.shape}."
+        )
+    if indices is not None and not np.array_equal(indices, pattern.indices):
+        raise ValueError("SparseOperator: `pattern` must equal `matrix.indices`, got different indices.")
+    return pattern
+
+
+def _diagonal_layout(matrix: jsparse.BCOO, pattern: StaticPattern | None, max_fill: float | None):
     """``(offsets, D)`` of the DIA layout (see the module docstring), or None.
 
-    None when the indices are traced, or when `max_fill` is given and ``k·m > max_fill · nnz``.
-    ``D`` is a scatter-add of ``matrix.data`` by static positions, so duplicates sum, padding
-    entries (out-of-range indices) drop, and ``D`` is differentiable in the data.
+    None when the pattern is unknown (traced indices, no static copy), or when `max_fill` is
+    given and ``k·m > max_fill · nnz``. ``D`` is a scatter-add of ``matrix.data`` by static
+    positions, so duplicates sum, padding entries (out-of-range indices) drop, and ``D`` is
+    differentiable in the data.
     """
-    indices = _concrete(matrix.indices)
-    if indices is None:
+    if pattern is None:
         return None
+    indices = pattern.indices
     m, n = matrix.shape
     rows, cols = indices[:, 0].astype(np.int64), indices[:, 1].astype(np.int64)
     keep = (rows >= 0) & (rows < m) & (cols >= 0) & (cols < n)
@@ -165,9 +233,14 @@ class SparseOperator(lx.AbstractLinearOperator):
       are summed, as in BCOO itself).
     - `tags`: a tag or an iterable of tags.
     - `layout`: ``"auto"`` (default: a DIA copy for mat-vecs when the diagonals are compact and
-      the indices concrete, see the module docstring), ``"bcoo"`` (mat-vecs through BCOO), or
-      ``"dia"`` (always the DIA copy; an error if the indices are traced). The resolved choice
+      the pattern known, see the module docstring), ``"bcoo"`` (mat-vecs through BCOO), or
+      ``"dia"`` (always the DIA copy; an error if the pattern is unknown). The resolved choice
       is the static field `layout` (``"bcoo"`` or ``"dia"``).
+    - `pattern`: the static copy of ``matrix.indices`` (a `StaticPattern`), needed only to build
+      the operator from traced indices inside `jax.jit`: pass ``other.pattern`` of an operator
+      with the same indices. By default it is copied from the indices when they are concrete.
+      Either way it is the static field `pattern` (None for traced indices without one), which
+      the preconditioners that plan from the pattern (SSOR, IC(0), the graph networks) read.
 
     Build one from scipy with `SparseOperator.from_scipy`, from a stencil operator with its
     ``to_sparse()``; go back with `to_scipy`.
@@ -176,10 +249,17 @@ class SparseOperator(lx.AbstractLinearOperator):
     matrix: jsparse.BCOO
     tags: frozenset = eqx.field(static=True)
     layout: str = eqx.field(static=True)
+    pattern: StaticPattern | None = eqx.field(static=True)
     dia_offsets: tuple[int, ...] = eqx.field(static=True)
     dia_data: Array | None
 
-    def __init__(self, matrix: jsparse.BCOO, tags: object | Iterable[object] = (), layout: str = "auto"):
+    def __init__(
+        self,
+        matrix: jsparse.BCOO,
+        tags: object | Iterable[object] = (),
+        layout: str = "auto",
+        pattern: StaticPattern | None = None,
+    ):
         if not isinstance(matrix, jsparse.BCOO):
             raise TypeError(
                 f"SparseOperator: `matrix` must be a jax.experimental.sparse.BCOO, got {type(matrix).__name__}; "
@@ -196,11 +276,14 @@ class SparseOperator(lx.AbstractLinearOperator):
             raise ValueError(f"SparseOperator: `layout` must be one of {_LAYOUTS}, got {layout!r}.")
         self.matrix = matrix
         self.tags = _frozen_tags(tags)
-        dia = None if layout == "bcoo" else _diagonal_layout(matrix, _DIA_MAX_FILL if layout == "auto" else None)
+        self.pattern = _static_pattern(matrix, pattern)
+        max_fill = _DIA_MAX_FILL if layout == "auto" else None
+        dia = None if layout == "bcoo" else _diagonal_layout(matrix, self.pattern, max_fill)
         if layout == "dia" and dia is None:
             raise ValueError(
-                "SparseOperator: `layout='dia'` needs concrete indices (its diagonals are static), got traced "
-                "indices; build the operator outside jit or from NumPy indices, or use layout='auto'."
+                "SparseOperator: `layout='dia'` needs a static pattern (its diagonals are static), got traced "
+                "indices and no `pattern`; build the operator outside jit, from NumPy indices or with `pattern=`, "
+                "or use layout='auto'."
             )
         self.layout = "bcoo" if dia is None else "dia"
         self.dia_offsets, self.dia_data = ((), None) if dia is None else dia
@@ -253,7 +336,8 @@ class SparseOperator(lx.AbstractLinearOperator):
         if lx.is_symmetric(self):
             return self
         layout = "auto" if self.layout == "dia" else "bcoo"
-        return SparseOperator(self.matrix.T, lx.transpose_tags(self.tags), layout)
+        pattern = None if self.pattern is None else self.pattern.transpose()
+        return SparseOperator(self.matrix.T, lx.transpose_tags(self.tags), layout, pattern)
 
     def in_structure(self) -> jax.ShapeDtypeStruct:
         return jax.ShapeDtypeStruct((self.matrix.shape[1],), self.matrix.dtype)
@@ -285,7 +369,7 @@ class SparseOperator(lx.AbstractLinearOperator):
 
     def conj(self) -> SparseOperator:
         matrix = jsparse.BCOO((jnp.conj(self.matrix.data), self.matrix.indices), shape=self.matrix.shape)
-        return SparseOperator(matrix, self.tags, "auto" if self.layout == "dia" else "bcoo")
+        return SparseOperator(matrix, self.tags, "auto" if self.layout == "dia" else "bcoo", self.pattern)
 
     @property
     def nnz(self) -> int:

@@ -136,7 +136,7 @@ class IncompleteCholesky(AbstractPreconditioner):
     steps) took 3.1 ms and the factorisation 12 ms on 2 shared CPU cores.
 
     **Operators**: those that store their entries — jaxpde's `DiffusionOperator` and
-    `HelmholtzOperator`, `jaxpde.numerics.sparse.SparseOperator` (with a concrete pattern) and
+    `HelmholtzOperator`, `jaxpde.numerics.sparse.SparseOperator` (with a static pattern) and
     `lineax.MatrixLinearOperator` (whose pattern is dense: IC(0) is then the full Cholesky
     factorisation, in ``n`` sequential steps), tagged or not. ``M`` works on the operator's own
     input structure.

@@ -8,7 +8,7 @@ stored off-diagonal entry. The graph preconditioners (`NeuralIF`, `LearnedSPAI`)
 trace time, and the *values* may be traced (differentiable, inside `jax.jit` and `jax.vmap`). A
 static pattern is what makes a level-scheduled triangular solve and a gather/segment-sum mat-vec
 compile to fixed-shape programs; a stencil operator's follows from its grid, a `SparseOperator`'s
-from its indices, which must then be concrete (built outside `jit`, or closed over).
+is its static field `pattern` (a host copy of its indices, which are traced inside `jit`).
 
 **Scale-free features.** Everything the networks see is in the symmetrically scaled matrix
 ``Â = D^{-1/2} A D^{-1/2}`` (``D = diag A``, so ``Â_ii = 1``): a matrix and its multiples, or a
@@ -93,7 +93,7 @@ class MatrixGraph:
 
 
 def matrix_graph(operator: lx.AbstractLinearOperator, owner: str) -> MatrixGraph:
-    """The `MatrixGraph` of a stencil operator, a `SparseOperator` with a concrete pattern or a
+    """The `MatrixGraph` of a stencil operator, a `SparseOperator` with a static pattern or a
     dense `lineax.MatrixLinearOperator` (see `jaxpde.preconditioners._triangular.entries`), with a
     clear error for a non-square operator or one without stored entries."""
     structure = operator.in_structure()

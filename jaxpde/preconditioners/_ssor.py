@@ -44,7 +44,7 @@ class SSOR(AbstractPreconditioner):
     is what `learn_to_relax` finds across a sequence of systems.
 
     **Operators**: those that store their entries — jaxpde's `DiffusionOperator` and
-    `HelmholtzOperator`, `jaxpde.numerics.sparse.SparseOperator` (with a concrete pattern) and
+    `HelmholtzOperator`, `jaxpde.numerics.sparse.SparseOperator` (with a static pattern) and
     `lineax.MatrixLinearOperator` (a dense lower triangle: ``n`` sequential steps), tagged or not.
     ``M`` works on the operator's own input structure (a grid-shaped field stays grid-shaped).
 

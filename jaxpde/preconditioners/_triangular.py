@@ -3,14 +3,15 @@ r"""Sparse entries of an operator, and level-scheduled sparse triangular solves,
 SSOR and IC(0) need what a matrix-free operator does not give: the entries of ``A``. This module
 reads them from the operators that store them — jaxpde's stencil operators (`DiffusionOperator`,
 `HelmholtzOperator`: their ``to_sparse()``), `jaxpde.numerics.sparse.SparseOperator` (a BCOO
-matrix) and `lineax.MatrixLinearOperator` (dense; every entry is in the pattern) — and solves
+matrix with a static copy of its pattern) and `lineax.MatrixLinearOperator` (dense; every entry is in the pattern) — and solves
 with the triangular factors they build.
 
 **Static pattern, traced values.** The sparsity pattern decides the shape of the computation, so
 it is read on the host, at trace time, as NumPy integers: a stencil operator's from its static
-grid, a BCOO matrix's from its indices (which must then be concrete — a `SparseOperator` built
-outside `jax.jit`, or closed over by the jitted function, not passed into it). The *values* may
-be traced: the preconditioner is built inside `jit`, `vmap` and `grad`.
+grid, a `SparseOperator`'s from its static field `pattern` (a host copy of the BCOO indices,
+taken when the operator was built from concrete ones; the indices themselves are traced inside
+`jax.jit` and inside `lineax.linear_solve`). The *values* may be traced: the preconditioner is
+built inside `jit`, `vmap` and `grad`, and inside a solver's ``init``.
 
 **Level scheduling** (Anderson & Saad 1989; Saad, *Iterative Methods for Sparse Linear Systems*,
 2nd ed., §11.6). Row ``i`` of a lower triangular solve ``T y = b``,
@@ -46,7 +47,7 @@ from ..numerics.stencils import DiffusionOperator, HelmholtzOperator
 
 SUPPORTED = (
     "jaxpde's stencil operators (DiffusionOperator, HelmholtzOperator), jaxpde.numerics.sparse.SparseOperator "
-    "(with a concrete sparsity pattern) and lineax.MatrixLinearOperator, optionally tagged, negated or scaled "
+    "(with a static sparsity pattern) and lineax.MatrixLinearOperator, optionally tagged, negated or scaled "
     "(lineax's Tagged/Neg/Mul/DivLinearOperator)"
 )
 
@@ -87,10 +88,6 @@ def _unwrap(operator):
     return operator, factor
 
 
-def _is_tracer(x) -> bool:
-    return isinstance(x, jax.core.Tracer)
-
-
 @functools.lru_cache(maxsize=16)
 def _stencil_indices(grid) -> np.ndarray:
     """The BCOO indices of a stencil operator's ``to_sparse()``: determined by its static grid
@@ -125,13 +122,16 @@ def _entries(inner, owner: str) -> Entries:
         shape = inner.in_structure().shape
     elif isinstance(inner, SparseOperator):
         matrix = inner.matrix
-        if _is_tracer(matrix.indices):
+        # The static copy, not matrix.indices: those are traced once the operator crosses jit or
+        # lineax.linear_solve (which traces the operator's leaves before the solver's init).
+        if inner.pattern is None:
             raise ValueError(
-                f"{owner}: the sparsity pattern of the SparseOperator is traced, but it must be static (it decides the "
-                "shape of the factorisation). Build the SparseOperator outside jax.jit, or close over it instead of "
-                "passing it in; its values (matrix.data) may be traced."
+                f"{owner}: the sparsity pattern of the SparseOperator is traced and it has no static copy, but the "
+                "pattern must be static (it decides the shape of the factorisation). Build the SparseOperator "
+                "from concrete indices (outside jax.jit, or from NumPy indices), or pass `pattern=` (another "
+                "operator's `.pattern`); its values (matrix.data) may be traced."
             )
-        indices = np.asarray(matrix.indices)
+        indices = inner.pattern.indices
         shape = inner.in_structure().shape
     elif isinstance(inner, lx.MatrixLinearOperator):
         matrix = inner.matrix

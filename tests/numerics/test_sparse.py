@@ -184,9 +184,56 @@ def test_random_matrices_keep_bcoo_and_layout_errors():
         return auto.mv(jnp.ones(16))
 
     np.testing.assert_allclose(traced(matrix.data, matrix.indices), matrix @ jnp.ones(16), rtol=1e-6)
-    with pytest.raises(ValueError, match="needs concrete indices"):
+    with pytest.raises(ValueError, match="needs a static pattern"):
         jax.jit(lambda i: SparseOperator(jsparse.BCOO((matrix.data, i), shape=matrix.shape), layout="dia").mv(
             jnp.ones(16)))(matrix.indices)
+
+
+def test_the_static_pattern_survives_jit_and_keys_the_cache():
+    # The BCOO indices are leaves, traced inside jit; the static copy is part of the treedef.
+    stencil = DiffusionOperator(Grid((4, 3), boundary="dirichlet"), 2.0).to_sparse()
+    other = SparseOperator.from_scipy(_random_matrix(12, 12, density=0.3, seed=3))
+    traces = []
+
+    @jax.jit
+    def read(op):
+        traces.append(op.pattern)
+        assert isinstance(op.matrix.indices, jax.core.Tracer) and op.pattern is not None
+        # Traced indices, static transpose (a symmetric operator is its own transpose).
+        assert op.transpose().pattern == (op.pattern if lx.is_symmetric(op) else op.pattern.transpose())
+        return op.mv(jnp.ones(12))
+
+    for op in (stencil, stencil, other):
+        np.testing.assert_allclose(read(op), op.to_scipy() @ np.ones(12), rtol=1e-6)
+    # Same pattern (new values or not): one trace; a different pattern: a second one.
+    scaled = SparseOperator(jsparse.BCOO((3 * stencil.matrix.data, stencil.matrix.indices), shape=(12, 12)), stencil.tags)
+    np.testing.assert_allclose(read(scaled), 3 * (stencil.to_scipy() @ np.ones(12)), rtol=1e-6)
+    assert traces == [stencil.pattern, other.pattern]
+    np.testing.assert_array_equal(stencil.pattern.indices, np.asarray(stencil.matrix.indices))
+    assert not stencil.pattern.indices.flags.writeable
+    assert hash(stencil.pattern) == hash(SparseOperator(stencil.matrix).pattern) and stencil.pattern != other.pattern
+    # transpose and conj keep the pattern (transposed); compared with the eager BCOO's.
+    assert other.transpose().pattern == SparseOperator(other.matrix.T).pattern
+    assert other.conj().pattern == other.pattern
+
+    # Built inside jit from traced indices: no pattern (BCOO), unless one is handed over.
+    @jax.jit
+    def rebuilt(data, indices):
+        bare = SparseOperator(jsparse.BCOO((data, indices), shape=(12, 12)))
+        given = SparseOperator(jsparse.BCOO((data, indices), shape=(12, 12)), pattern=stencil.pattern)
+        assert bare.pattern is None and given.pattern == stencil.pattern
+        assert given.layout == "dia" and bare.layout == "bcoo"
+        return given.mv(jnp.arange(12.0))
+
+    np.testing.assert_allclose(
+        rebuilt(stencil.matrix.data, stencil.matrix.indices), stencil.to_scipy() @ np.arange(12.0), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="`pattern` must equal `matrix.indices`"):
+        SparseOperator(other.matrix, pattern=SparseOperator(other.matrix.T).pattern)
+    with pytest.raises(ValueError, match=r"`pattern` must have the shape of `matrix.indices`, \(\d+, 2\)"):
+        SparseOperator(other.matrix, pattern=stencil.pattern)
+    with pytest.raises(TypeError, match="`pattern` must be a StaticPattern or None, got ndarray"):
+        SparseOperator(other.matrix, pattern=np.asarray(other.matrix.indices))
 
 
 @pytest.mark.slow  # default-suite budget
