@@ -3,8 +3,8 @@ eigenvalues), NeuralIF's pattern, the losses against dense computations, converg
 nonlinear ones in flexible CG, training through `fit` beating Jacobi on held-out matrices,
 float32 safety and bad input.
 
-The default run keeps SPD + pattern, one training run (the spectral model, the cheapest to
-compile), float32 safety and bad input; the rest is `slow` (compile-bound: 5–30 s each)."""
+The default run keeps one training run (the spectral model, 200 steps in one compiled scan, the
+cheapest to compile); the rest is `slow` (compile-bound: 5–30 s each)."""
 
 import equinox as eqx
 import jax
@@ -13,6 +13,7 @@ import jax.tree_util as jtu
 import lineax as lx
 import numpy as np
 import pytest
+import scipy.sparse.linalg as spla
 from jax.experimental import sparse as jsparse
 
 from jaxpde.grids import Grid
@@ -22,7 +23,7 @@ from jaxpde.numerics.sparse import SparseOperator
 from jaxpde.numerics.stencils import DiffusionOperator
 from jaxpde.preconditioners._dcdm import DCDM, dcdm_loss, residual_like
 from jaxpde.preconditioners._flexible import FlexibleCG
-from jaxpde.preconditioners._learned import DarcySystems, inverse_residual_loss
+from jaxpde.preconditioners._learned import DarcySystems, inverse_residual_loss, unrolled_pcg_loss
 from jaxpde.preconditioners._neural_if import NeuralIF, neural_if_loss, train_neural_if
 from jaxpde.preconditioners._neural_operator_preconditioner import NeuralOperatorPreconditioner
 from jaxpde.preconditioners._spai import LearnedSPAI
@@ -200,7 +201,66 @@ def _assert_beats_jacobi_and_initialisation(model, untrained):
             assert after < before < jacobi, (seed, jacobi, before, after)
 
 
-@pytest.mark.slow  # default-suite budget
+def _cg_iterations(matrix, preconditioner):
+    """scipy CG's iterations to rtol 1e-6 on ``matrix x = 1`` (float64, dense preconditioner)."""
+    count = [0]
+    _, info = spla.cg(matrix, np.ones(len(matrix)), rtol=1e-6, M=preconditioner, maxiter=2000,
+                      callback=lambda _: count.__setitem__(0, count[0] + 1))
+    assert info == 0
+    return count[0]
+
+
+def test_spectral_preconditioner_trained_200_steps_beats_jacobi_and_its_initialisation_on_held_out(x64):
+    # The acceptance claim in the default suite: a learned preconditioner trained a few hundred
+    # steps needs fewer CG iterations than Jacobi (and than its own initialisation) on matrices it
+    # never saw. 200 Adam steps of the unrolled-PCG loss on eight 12² Darcy 12/3 matrices (float64,
+    # the whole run one compiled lax.scan: `fit`'s compilation alone costs more than this test);
+    # held out: two 16² ones, iterations counted by scipy's CG with the dense M. Measured: Jacobi
+    # 53 and 49, untrained ((ā L)⁻¹) 14, trained 10 and 11. The `fit` recipe: the slow test below.
+    import optax
+
+    from tests.pdes.test_elliptic import thresholded_field  # host-side 12/3 fields: nothing to compile
+
+    systems, held_out = DarcySystems(12, 1), DarcySystems(16, 1)
+    coefficients = jnp.asarray(np.stack([thresholded_field(12, seed=seed) for seed in range(8)]))
+    untrained = eqx.filter_jit(lambda key: _to64(SpectralPreconditioner(2, 8, key=key)))(jax.random.key(0))
+    params, static = eqx.partition(untrained, eqx.is_inexact_array)
+    optimiser = optax.adam(optax.cosine_decay_schedule(1e-2, 200, alpha=0.1))
+
+    def step(carry, key):
+        params, state = carry
+        pick, probe = jax.random.split(key)
+        batch = coefficients[jax.random.choice(pick, 8, (2,), replace=False)]
+
+        def loss(params):
+            model = eqx.combine(params, static)
+            values = jax.vmap(lambda a, k: unrolled_pcg_loss(model, systems.operator(a), k, iterations=8))
+            return jnp.mean(values(batch, jax.random.split(probe, 2)))
+
+        value, grads = jax.value_and_grad(loss)(params)
+        updates, state = optimiser.update(grads, state, params)
+        return (optax.apply_updates(params, updates), state), value
+
+    train = jax.jit(lambda params, keys: jax.lax.scan(step, (params, optimiser.init(params)), keys))
+    (params, _), losses = train(params, jax.random.split(jax.random.key(2), 200))
+    assert float(jnp.mean(losses[-20:])) < float(jnp.mean(losses[:20]))  # log residual ratio: lower is better
+
+    @jax.jit
+    def dense(params, a):
+        operator = held_out.operator(a)
+        m = eqx.combine(params, static)(operator)
+        return operator.as_matrix(), jax.vmap(lambda e: m.mv(e.reshape(16, 16)).ravel())(jnp.eye(256))
+
+    for seed in (100, 101):
+        a = jnp.asarray(thresholded_field(16, seed=seed))
+        matrix, m_before = map(np.asarray, dense(eqx.filter(untrained, eqx.is_inexact_array), a))
+        m_after = np.asarray(dense(params, a)[1])
+        jacobi = _cg_iterations(matrix, np.diag(1 / np.diag(matrix)))
+        before, after = _cg_iterations(matrix, m_before), _cg_iterations(matrix, m_after)
+        assert after < before < jacobi, (seed, jacobi, before, after)
+
+
+@pytest.mark.slow  # default-suite budget; the 200-step training above is its default-suite form
 def test_trained_spectral_preconditioner_beats_jacobi_and_its_initialisation_on_held_out_matrices():
     # Trained on random 12² Darcy 12/3 matrices, evaluated on 16² ones it never saw. Measured:
     # Jacobi 48, untrained ((ā L)⁻¹, spectrally equivalent) 13, trained 9, on both seeds.
