@@ -169,20 +169,27 @@ def test_ic0_and_ssor_are_built_inside_cg_on_a_sparse_operator_passed_into_jit(x
     count = [0]
     spla.cg(matrix, b, rtol=1e-10, maxiter=600, callback=lambda _: count.__setitem__(0, count[0] + 1))
 
-    @eqx.filter_jit
-    def solve(operator, preconditioner):
-        solution = lx.linear_solve(operator, jnp.asarray(b), ConjugateGradient(rtol=1e-10, preconditioner=preconditioner))
-        return solution.value, solution.stats["num_steps"]
+    preconditioners = (IncompleteCholesky(), SSOR(1.2))
 
-    for preconditioner in (IncompleteCholesky(), SSOR(1.2)):
-        u, steps = solve(operator, preconditioner)
+    @eqx.filter_jit  # both solves in one program: one compilation (~30% less than two)
+    def solve(operator):
+        solutions = [
+            lx.linear_solve(operator, jnp.asarray(b), ConjugateGradient(rtol=1e-10, preconditioner=p)) for p in preconditioners
+        ]
+        return [(solution.value, solution.stats["num_steps"]) for solution in solutions]
+
+    for preconditioner, (u, steps) in zip(preconditioners, solve(operator)):
         np.testing.assert_allclose(np.asarray(u), exact, rtol=1e-8, err_msg=type(preconditioner).__name__)
         assert int(steps) < 0.6 * count[0], (type(preconditioner).__name__, int(steps), count[0])  # measured 11, 12 vs 27
-    # The graph networks read the same static pattern. NeuralIF at initialisation is symmetric
-    # Gauss–Seidel in closed form: L = D^{1/2} (I + N), N the strictly lower part of D^{-1/2} A D^{-1/2}.
+    # The graph networks read the same static pattern. NeuralIF whose output layers are zero (at
+    # initialisation; here every weight, set on the host — an eager random initialisation compiles
+    # op by op, ~3 s) is symmetric Gauss–Seidel in closed form: L = D^{1/2} (I + N), N the strictly
+    # lower part of D^{-1/2} A D^{-1/2}.
     dense = matrix.toarray()
     root = np.sqrt(np.diag(dense))
     expected = root[:, None] * (np.eye(60) + np.tril(dense / np.outer(root, root), -1))
-    network = NeuralIF(key=jax.random.key(0))
+    shapes = eqx.filter_eval_shape(lambda: NeuralIF(key=jax.random.key(0)))
+    zero = lambda s: jnp.asarray(np.zeros(s.shape, s.dtype)) if isinstance(s, jax.ShapeDtypeStruct) else s  # noqa: E731
+    network = jax.tree_util.tree_map(zero, shapes)
     factor = eqx.filter_jit(lambda op: network.factor(op).as_matrix())(operator)
     np.testing.assert_allclose(np.asarray(factor), expected, rtol=1e-10, atol=1e-14)
