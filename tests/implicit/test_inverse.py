@@ -85,6 +85,7 @@ def _darcy_problem(n=5, regulariser=None, seed=0):
     return InverseProblem(forward, obs, obs(forward(truth)), 1e-3, regulariser), truth, grid
 
 
+@pytest.mark.slow  # the CG solve and its adjoint compile, ~8 s single-core
 def test_darcy_misfit_gradient_through_the_solve_matches_central_differences(x64):
     problem, truth, grid = _darcy_problem(regulariser=Tikhonov(1e-3, (1 / 6, 1 / 6)))
     theta = 0.3 * jax.random.normal(jax.random.key(3), grid.shape, jnp.float64)
