@@ -23,6 +23,7 @@ adjoint solve, when the solver does not converge — lineax's own error does not
 failed, and optimistix's forward ``throw`` does not cover the backward pass.
 """
 
+import math
 from typing import Any
 
 import equinox as eqx
@@ -35,9 +36,29 @@ from jaxtyping import Array
 __all__ = ["CheckedSolver", "matrix_free_adjoint"]
 
 
+def _size(structure) -> int:
+    return sum(math.prod(leaf.shape) for leaf in jtu.tree_leaves(structure))
+
+
+def _restructure(tree, structure):
+    """The entries of `tree`, in order, as a pytree of `structure` (same total size)."""
+    flat = jnp.concatenate([jnp.ravel(leaf) for leaf in jtu.tree_leaves(tree)])
+    leaves, offset = [], 0
+    for leaf in jtu.tree_leaves(structure):
+        size = math.prod(leaf.shape)
+        leaves.append(flat[offset : offset + size].reshape(leaf.shape).astype(leaf.dtype))
+        offset += size
+    return jtu.tree_unflatten(jtu.tree_structure(structure), leaves)
+
+
 def _max_abs(tree) -> Array:
     leaves = [jnp.max(jnp.abs(a), initial=0) for a in jtu.tree_leaves(tree)]
     return jnp.max(jnp.stack(leaves)) if leaves else jnp.zeros(())
+
+
+# Set by `CheckedSolver.transpose`/`conj` in the options of the solve they prepare: lineax solves
+# the transposed system with the same solver object when it differentiates a solve in reverse mode.
+_ADJOINT = "jaxpde.implicit.adjoint"
 
 
 class CheckedSolver(lx.AbstractLinearSolver):
@@ -52,19 +73,49 @@ class CheckedSolver(lx.AbstractLinearSolver):
 
     - `solver`: the inner lineax solver.
     - `stage`: what the message calls the solve (e.g. ``"fixed_point: the adjoint solve"``).
+    - `adjoint_only`: ``False`` (default): every solve is scaled and checked (the solver of an
+      `optimistix.ImplicitAdjoint`, which makes only adjoint solves). ``True``: solves made
+      directly run unscaled and unchecked (the caller reports their result); only the
+      transposed and conjugated solves lineax makes to differentiate them are scaled and
+      checked (`jaxpde.implicit.linear_solve`).
     """
 
     solver: lx.AbstractLinearSolver
     stage: str = eqx.field(static=True, default="the adjoint linear solve of implicit differentiation")
+    adjoint_only: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         if not isinstance(self.solver, lx.AbstractLinearSolver):
             raise TypeError(f"CheckedSolver: `solver` must be a lineax.AbstractLinearSolver, got {type(self.solver).__name__}.")
 
     def init(self, operator, options: dict[str, Any]):
-        return self.solver.init(operator, options)
+        structure, out_structure = operator.in_structure(), operator.out_structure()
+        if eqx.tree_equal(structure, out_structure) is True:
+            return self.solver.init(operator, options), None
+        # Same size, other shapes: diffrax's ImplicitAdjoint hands over the Jacobian of the
+        # vector field with respect to the saved states, (1, n) -> (n,). Krylov solvers need a
+        # square operator: solve with R A, R the reshape of A's output into its input structure.
+        if _size(structure) != _size(out_structure):
+            raise ValueError(
+                f"CheckedSolver: the operator must have as many inputs as outputs, got input structure {structure} "
+                f"and output structure {out_structure}."
+            )
+        square = lx.FunctionLinearOperator(lambda x: _restructure(operator.mv(x), structure), structure)
+        return self.solver.init(square, options), (structure, out_structure, False)
 
     def compute(self, state, vector, options: dict[str, Any]):
+        inner_state, shapes = state
+        if shapes is not None:
+            structure, out_structure, transposed = shapes
+            solution, result, stats = self._compute(inner_state, _restructure(vector, structure), options)
+            return (_restructure(solution, out_structure) if transposed else solution), result, stats
+        return self._compute(inner_state, vector, options)
+
+    def _compute(self, state, vector, options: dict[str, Any]):
+        adjoint = bool(options.get(_ADJOINT, False)) or not self.adjoint_only
+        options = {k: v for k, v in options.items() if k != _ADJOINT}
+        if not adjoint:
+            return self.solver.compute(state, vector, options)
         scale = _max_abs(vector)
         scale = jnp.where((scale > 0) & jnp.isfinite(scale), scale, jnp.ones_like(scale))
         scaled = jtu.tree_map(lambda b: b / scale.astype(b.dtype), vector)
@@ -79,10 +130,18 @@ class CheckedSolver(lx.AbstractLinearSolver):
         return solution, result, stats
 
     def transpose(self, state, options: dict[str, Any]):
-        return self.solver.transpose(state, options)
+        inner_state, shapes = state
+        options = {k: v for k, v in options.items() if k != _ADJOINT}
+        inner_state, options = self.solver.transpose(inner_state, options)
+        if shapes is not None:  # (R A)ᵀ = Aᵀ Rᵀ: the solution then needs A's output structure
+            shapes = (shapes[0], shapes[1], not shapes[2])
+        return (inner_state, shapes), {**options, _ADJOINT: True}
 
     def conj(self, state, options: dict[str, Any]):
-        return self.solver.conj(state, options)
+        inner_state, shapes = state
+        options = {k: v for k, v in options.items() if k != _ADJOINT}
+        inner_state, options = self.solver.conj(inner_state, options)
+        return (inner_state, shapes), {**options, _ADJOINT: True}
 
     def assume_full_rank(self) -> bool:
         return self.solver.assume_full_rank()

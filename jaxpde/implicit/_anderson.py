@@ -16,8 +16,11 @@ one of Bai, Kolter & Koltun 2019, *Deep Equilibrium Models*). With the Gram matr
 step, against one evaluation of ``f`` — negligible next to ``f`` for any ``m`` worth using. For a
 linear ``f`` it is equivalent to GMRES on ``(I - J) z = b`` (Walker & Ni 2011).
 
-``λ`` is relative (``λ · max_i ‖r_i‖²``), so the regularisation does not depend on the scale of
-the problem and vanishes as the residuals do.
+``λ`` is relative (``H`` is normalised by ``max_i ‖r_i‖²`` first) and never below ``100 ε`` of the
+working precision, so the regularisation does not depend on the problem's scale and the small
+solve stays well posed when the residuals of a converging iteration become collinear (in
+float32, ``λ = 10⁻¹⁰`` would be no regularisation at all). Non-finite weights fall back to a
+plain iteration step.
 
 `AndersonAcceleration` is an `optimistix.AbstractFixedPointSolver`: it runs in
 `optimistix.fixed_point` directly, under any of optimistix's adjoints, and in
@@ -104,12 +107,19 @@ class AndersonAcceleration(optx.AbstractFixedPointSolver):
         valid = jnp.arange(self.memory) < count  # ring slots filled so far
         gram = residuals @ jnp.conj(residuals).T
         pair = valid[:, None] & valid[None, :]
-        # Unfilled slots get an identity block and a zero right-hand side, hence α_i = 0.
+        # Normalise by the largest squared residual (so entries are ≤ 1 whatever the problem's
+        # scale), then regularise relative to 1 — never below the working precision, or the
+        # nearly collinear residuals of a converging iteration make a singular system.
         scale = jnp.max(jnp.where(valid, jnp.real(jnp.diagonal(gram)), 0))
-        ridge = self.regularisation * scale + jnp.finfo(scale.dtype).tiny
-        system = jnp.where(pair, gram, 0) + jnp.diag(jnp.where(valid, ridge, 1).astype(gram.dtype))
+        scale = jnp.where(scale > 0, scale, jnp.ones_like(scale))
+        ridge = jnp.maximum(self.regularisation, 100 * jnp.finfo(scale.dtype).eps)
+        # Unfilled slots get an identity block and a zero right-hand side, hence α_i = 0.
+        system = jnp.where(pair, gram / scale.astype(gram.dtype), 0) + jnp.diag(jnp.where(valid, ridge, 1).astype(gram.dtype))
         weights = jnp.linalg.solve(system, valid.astype(gram.dtype))
         weights = weights / jnp.sum(weights)
+        # A breakdown of the small solve (non-finite weights) falls back to plain iteration.
+        plain = (jnp.arange(self.memory) == slot).astype(weights.dtype)
+        weights = jnp.where(jnp.all(jnp.isfinite(weights)), weights, plain)
         new_flat = self.mixing * (weights @ values) + (1 - self.mixing) * (weights @ iterates)
 
         with jax.numpy_dtype_promotion("standard"):

@@ -25,7 +25,7 @@ from jaxtyping import PyTree
 
 from ._adjoint import _resolve_adjoint
 from ._anderson import AndersonAcceleration
-from ._solution import ImplicitSolution, _check_steps, _check_tolerance, _first_error
+from ._solution import ImplicitSolution, _check_options, _first_error
 
 __all__ = ["fixed_point"]
 
@@ -68,9 +68,7 @@ def fixed_point(
     **Returns:** an `ImplicitSolution` (``value`` the fixed point, ``num_steps`` iterations).
     """
     owner = "fixed_point"
-    _check_tolerance(owner, "rtol", rtol)
-    _check_tolerance(owner, "atol", atol)
-    _check_steps(owner, "max_steps", max_steps)
+    adjoint_rtol = _check_options(owner, rtol, atol, max_steps, adjoint_rtol)
     if solver is None:
         solver = AndersonAcceleration(rtol=rtol, atol=atol)
     elif not isinstance(solver, (optx.AbstractFixedPointSolver, optx.AbstractRootFinder)):
@@ -78,8 +76,6 @@ def fixed_point(
             f"{owner}: `solver` must be an optimistix.AbstractFixedPointSolver or AbstractRootFinder, got "
             f"{type(solver).__name__}."
         )
-    adjoint_rtol = rtol if adjoint_rtol is None else adjoint_rtol
-    _check_tolerance(owner, "adjoint_rtol", adjoint_rtol)
     adjoint = _resolve_adjoint(owner, adjoint, adjoint_rtol, None)
     solution = optx.fixed_point(
         fn, solver, z0, args, has_aux=has_aux, max_steps=max_steps, adjoint=adjoint, throw=False

@@ -83,6 +83,16 @@ def _check_steps(owner: str, name: str, value) -> None:
         raise ValueError(f"{owner}: `{name}` must be a positive integer, got {value!r}.")
 
 
+def _check_options(owner: str, rtol, atol, max_steps, adjoint_rtol) -> float:
+    """The checks every nonlinear solve makes; returns the adjoint tolerance (default `rtol`)."""
+    _check_tolerance(owner, "rtol", rtol)
+    _check_tolerance(owner, "atol", atol)
+    _check_steps(owner, "max_steps", max_steps)
+    adjoint_rtol = rtol if adjoint_rtol is None else adjoint_rtol
+    _check_tolerance(owner, "adjoint_rtol", adjoint_rtol)
+    return adjoint_rtol
+
+
 def _first_error(owner, value, ok, message, throw):
     """Raise at run time when not converged (``throw``); always guard the derivative."""
     full = f"{owner}: {message}"
