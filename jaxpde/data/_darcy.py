@@ -27,25 +27,32 @@ only sees the sign of ``z``, so ``σ`` does not matter.
 conductivities are harmonic means of the two adjacent nodes' ``a``, boundary faces take the
 adjacent interior node's value. Solvers:
 
-- ``"gmg"`` (default): `jaxpde.pdes.Darcy.solve` with the geometric-multigrid preconditioner
-  (`jaxpde.preconditioners.GeometricMultigrid`: a symmetric V-cycle with Galerkin coarse
-  operators) in float32 "to working precision" (CG stops when the true residual stagnates, at
-  the float32 floor, about 15 iterations at ``251²`` unknowns; it raises if it breaks down),
-  vmapped over a chunk, on any backend. At ``253²`` its relative L2 difference from the float64
-  direct solve is at most ``9e-6`` (median ``4e-6``, 32 samples) and a chunk takes about a third
-  of SuperLU's time (measured, `benchmarks/darcy_dataset_generation.py`).
+- ``"gmg"`` (default): float32 CG preconditioned by geometric multigrid
+  (`jaxpde.numerics.multigrid.GeometricMultigrid`: a symmetric V-cycle with Galerkin coarse
+  operators, built once per sample), vmapped over a chunk, on any backend. A first solve to
+  ``rtol = 1e-3`` is followed by `refinement` sweeps (default 1) of iterative refinement with
+  **float-float residuals** (`jaxpde.numerics.refinement`: ``r = b - A u`` exact to ``O(ε₃₂²)``
+  from float32 arithmetic alone, the correction solved by the same multigrid-PCG to
+  ``rtol = 1e-2``, ``u`` held as a float32 pair and rounded at the end) — no float64, so TPUs
+  too. With ``refinement = 0`` there is one solve "to working precision" instead (CG stops when
+  the true residual stagnates). Measured at ``253²`` (`benchmarks/darcy_dataset_generation.py`,
+  16 samples): both give the float32 rounding of the exact solution (relative L2 ``2.6e-8``
+  from the direct solve), the refined path in fewer CG iterations.
 - ``"cg"``: the same with Jacobi preconditioning (the default before multigrid): hundreds of
-  iterations, about 1.5× SuperLU's time on a CPU; relative L2 difference from the direct solve
-  ``1.4e-6`` median, ``1.7e-5`` max.
+  iterations, about 1.5× SuperLU's time on a CPU.
 - ``"direct"``: SuperLU (`scipy.sparse.linalg.spsolve`) in float64 on the host, through
-  `jax.pure_callback`, of the very matrix the CG paths apply: the stencil operator's own sparse
-  export (`DiffusionOperator.to_sparse`, float32 entries), so the solvers differ only by
-  CG's stopping error. Exact to float64 rounding for that matrix, stored as float32; host only,
-  one sample at a time.
+  `jax.pure_callback`, of the very matrix the CG paths apply: the flux form of
+  `DiffusionOperator.mv` with its float32 face weights ``w_f = a_f/h²`` — off-diagonal entries
+  ``-w_f``, the diagonal ``Σ_f w_f`` summed in float64 — so the solvers differ only by the
+  iterative solvers' error. Exact to float64 rounding for that matrix, stored as float32; host
+  only, one sample at a time. (It solved the operator's sparse export before, whose diagonal is
+  that sum *rounded to float32*: a different matrix, whose solution lies ``3e-6`` (median) to
+  ``1.2e-5`` (max) from this one at ``253²`` — all of the difference once measured between the
+  multigrid path and the direct solve.)
 
-The solver is part of the config (and of its fingerprint): the three give different float32
-roundings of the same solution, so a cache written with ``solver="cg"`` (the old default) is
-not reused by the ``"gmg"`` default.
+The solver and `refinement` are part of the config (and of its fingerprint): they give
+different float32 roundings of the same solution, so a cache written with ``solver="cg"``, or
+before `refinement` existed, is not reused.
 
 **What differs from the paper** (Li et al., ICLR 2021, §5.2; its MATLAB generator): the paper
 evaluates its cosine series at cell centres, spline-interpolates ``a`` to the nodes and uses
@@ -59,6 +66,7 @@ cost.
 from __future__ import annotations
 
 import dataclasses
+import functools as ft
 from typing import ClassVar
 
 import jax
@@ -69,8 +77,10 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from scipy import sparse
 
 from ..grids import Grid
+from ..numerics.krylov import ConjugateGradient
+from ..numerics.multigrid import GeometricMultigrid
 from ..numerics.preconditioning import Jacobi
-from ..numerics.stencils import DiffusionOperator
+from ..numerics.refinement import diffusion_residual, refine
 from ..pdes.elliptic import Darcy
 from ..random_fields import GaussianRandomField, NeumannGaussianField, thresholded
 from ._config import DatasetConfig
@@ -80,24 +90,39 @@ __all__ = ["DarcyConfig"]
 
 _SOLVERS = ("gmg", "cg", "direct")
 _BASES = ("cosine", "sine")
+# Refinement: a first multigrid-PCG solve to 1e-3, then corrections to 1e-2 each (the error
+# contracts by about that factor per sweep, down to the float-float residual's accuracy).
+_FIRST_RTOL, _CORRECTION_RTOL = 1e-3, 1e-2
 
 
-def _direct_solve_host(values: np.ndarray, indices: np.ndarray, source: float, shape: tuple[int, ...]) -> np.ndarray:
-    """SuperLU solves in float64 of the exported stencil matrices; leading axes are a batch.
+def _flux_form_matrix(wx: np.ndarray, wy: np.ndarray) -> sparse.csc_matrix:
+    """The float64 matrix of the 2-D Dirichlet flux form ``(A u)_i = Σ_f w_f (u_i - u_j(f))``.
 
-    `values` ``(*batch, nnz)`` and `indices` ``(*batch', nnz, 2)`` (broadcastable: the sparsity
-    pattern is the same for every sample) are the BCOO export of `DiffusionOperator.to_sparse`.
+    `wx`, `wy` are the float32 face weights of `DiffusionOperator` (``(n₀+1, n₁)`` and
+    ``(n₀, n₁+1)``); the diagonal is their exact (float64) sum, wall faces included.
     """
-    values = np.asarray(values)
-    batch = values.shape[:-1]
-    indices = np.broadcast_to(np.asarray(indices), (*batch, *np.shape(indices)[-2:]))
-    size = int(np.prod(shape))
-    rhs = np.full(size, source, dtype=np.float64)
+    wx, wy = np.asarray(wx, np.float64), np.asarray(wy, np.float64)
+    shape = (wx.shape[0] - 1, wx.shape[1])
+    index = np.arange(shape[0] * shape[1]).reshape(shape)
+    diagonal = wx[1:] + wx[:-1] + wy[:, 1:] + wy[:, :-1]
+    rows, cols, values = [index.ravel()], [index.ravel()], [diagonal.ravel()]
+    for left, right, face in ((index[:-1], index[1:], wx[1:-1]), (index[:, :-1], index[:, 1:], wy[:, 1:-1])):
+        rows += [left.ravel(), right.ravel()]
+        cols += [right.ravel(), left.ravel()]
+        values += [-face.ravel(), -face.ravel()]
+    size = index.size
+    return sparse.csc_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size))
+
+
+def _direct_solve_host(wx: np.ndarray, wy: np.ndarray, source: float) -> np.ndarray:
+    """SuperLU solves in float64 of the flux-form matrices; leading axes of the weights are a batch."""
+    wx, wy = np.asarray(wx), np.asarray(wy)
+    batch = wx.shape[:-2]
+    shape = (wx.shape[-2] - 1, wx.shape[-1])
     out = np.empty((*batch, *shape), np.float32)
     for b in np.ndindex(*batch):
-        rows, cols = indices[b][:, 0], indices[b][:, 1]
-        matrix = sparse.csc_matrix((values[b].astype(np.float64), (rows, cols)), shape=(size, size))
-        out[b] = sparse_linalg.spsolve(matrix, rhs).reshape(shape)
+        matrix = _flux_form_matrix(wx[b], wy[b])
+        out[b] = sparse_linalg.spsolve(matrix, np.full(matrix.shape[0], source, np.float64)).reshape(shape)
     return out
 
 
@@ -119,6 +144,9 @@ class DarcyConfig(DatasetConfig):
     - `coefficient_basis`: ``"cosine"`` (Neumann eigenfunctions, the paper's) or ``"sine"``.
     - `solver`: ``"gmg"`` (float32 multigrid-PCG on any device, the default), ``"cg"`` (float32
       Jacobi-PCG) or ``"direct"`` (float64 SuperLU on the host).
+    - `refinement`: sweeps of float-float iterative refinement after a first ``"gmg"``/``"cg"``
+      solve to ``rtol = 1e-3`` (default 1; 0: one solve to working precision instead). Ignored
+      by ``"direct"``.
     """
 
     resolution: int = 421
@@ -132,6 +160,7 @@ class DarcyConfig(DatasetConfig):
     source: float = 1.0
     coefficient_basis: str = "cosine"
     solver: str = "gmg"
+    refinement: int = 1
 
     name: ClassVar[str] = "darcy"
     spatial_ndim: ClassVar[int] = 2
@@ -144,6 +173,8 @@ class DarcyConfig(DatasetConfig):
         coarse_size(self.resolution, self.subsample, closed=True)
         self._check(self.coefficient_basis in _BASES, "coefficient_basis", f"one of {_BASES}", self.coefficient_basis)
         self._check(self.solver in _SOLVERS, "solver", f"one of {_SOLVERS}", self.solver)
+        refinement_ok = isinstance(self.refinement, int) and not isinstance(self.refinement, bool)
+        self._check(refinement_ok and self.refinement >= 0, "refinement", "a non-negative int (sweeps)", self.refinement)
         self._check(self.high > 0, "high", "positive (a is a conductivity)", self.high)
         self._check(self.low > 0, "low", "positive (a is a conductivity)", self.low)
         # The random field's own checks (sigma > 0, tau >= 0, alpha > 0).
@@ -171,28 +202,34 @@ class DarcyConfig(DatasetConfig):
         """``u`` on all nodes (zero on the boundary) for ``a`` given on all nodes."""
         grid = self.interior_grid()
         interior = coefficient[1:-1, 1:-1]
-        if self.solver in ("gmg", "cg"):
-            # rtol=0: reference data, "to working precision" (Darcy.solve's float32 default,
-            # rtol=1e-5, is tuned for gradients, not for data).
-            if self.solver == "gmg":
-                # Imported here: the preconditioners sit above the data layer.
-                from ..preconditioners._multigrid import GeometricMultigrid
-
-                preconditioner = GeometricMultigrid()
-            else:
-                preconditioner = Jacobi()
-            u = Darcy(source=self.source).solve(grid, interior, rtol=0.0, preconditioner=preconditioner)
-        else:
-            # The stencil operator's own sparse export — the matrix the CG path applies — solved
-            # exactly on the host, so the two solvers differ only by CG's stopping error.
-            matrix = DiffusionOperator(grid, interior).to_sparse().matrix
+        pde = Darcy(source=self.source)
+        operator = pde.operator(grid, interior)
+        if self.solver == "direct":
+            # The flux-form matrix the CG paths apply, solved exactly on the host, so the solvers
+            # differ only by the iterative solvers' error.
             u = jax.pure_callback(
-                lambda values, indices: _direct_solve_host(values, indices, self.source, grid.shape),
+                lambda wx, wy: _direct_solve_host(wx, wy, self.source),
                 jax.ShapeDtypeStruct(grid.shape, jnp.float32),
-                matrix.data,
-                matrix.indices,
+                *operator.weights,
                 vmap_method="expand_dims",
             )
+            return jnp.pad(u, 1)
+        # M is built once per sample and shared by the first solve and every correction.
+        preconditioner = (GeometricMultigrid() if self.solver == "gmg" else Jacobi())(operator)
+        if self.refinement == 0:
+            # rtol=0: "to working precision" (Darcy.solve's float32 default, rtol=1e-5, is tuned
+            # for gradients, not for data).
+            u = pde.solve(grid, interior, rtol=0.0, preconditioner=preconditioner)
+        else:
+
+            def cg(rtol):
+                # Stagnation at the float32 floor counts as success: the refinement removes it.
+                return ConjugateGradient(rtol=rtol, preconditioner=preconditioner, accept_stagnation=True)
+
+            u0 = pde.solve(grid, interior, solver=cg(_FIRST_RTOL))
+            correct = lambda r: Darcy(source=r).solve(grid, interior, solver=cg(_CORRECTION_RTOL))  # noqa: E731
+            b = jnp.full(grid.shape, self.source, jnp.float32)
+            u = refine(ft.partial(diffusion_residual, operator), correct, b, self.refinement, x0=u0).value
         return jnp.pad(u, 1)
 
     def sample(self, key: PRNGKeyArray) -> dict[str, Array]:
