@@ -72,8 +72,8 @@ class LearnedSPAI(AbstractPreconditioner):
     r"""Learned factorised sparse approximate inverse ``M = G Gᵀ`` (module docstring).
 
     Two sparse mat-vecs per application, on ``A``'s lower pattern. Works on any operator with
-    stored entries and a static pattern (jaxpde's stencil operators, a `SparseOperator` built
-    outside `jit`), at any size.
+    stored entries and a static pattern (jaxpde's stencil operators, a `SparseOperator`, whose
+    `pattern` is a static copy of its indices), at any size.
 
     **Arguments:**
 
