@@ -65,8 +65,9 @@ class NeuralIF(AbstractPreconditioner):
 
     See the module docstring for the parametrisation and losses. Works on any operator with
     stored entries and a static pattern (jaxpde's stencil operators, a `SparseOperator`, whose
-    `pattern` is a static copy of its indices), of any size: the network is local and scale-free, so a model trained on
-    64² Darcy matrices applies to 256² ones (see the measured figures in the module docstring).
+    `pattern` is a static copy of its indices), of any size: the network is local and
+    scale-free, so a model trained on 64² Darcy matrices applies to 256² ones (see the measured
+    figures in the module docstring).
 
     **Arguments:**
 
