@@ -14,6 +14,8 @@ of optimistix and the implicit stages of diffrax, where lineax's ``options=`` ca
 - Solvers: `Preconditioned` (CG / GMRES / BiCGStab carrying a preconditioner, with a declared
   structure for untagged operators), `FlexibleCG`, `FGMRES`, and `unrolled_pcg` (a fixed number
   of PCG steps, differentiable by plain reverse mode, for training).
+- `FrozenPreconditioner`: ``M`` built once from a reference operator and reused by every solve
+  (every Newton iteration of a diffrax implicit step).
 - `learn_to_relax`: a bandit choosing SSOR's ω across a sequence of related systems.
 
 `Jacobi`, `diagonal` and the base class live in `jaxpde.numerics.preconditioning` (the Krylov
@@ -27,6 +29,7 @@ from ..numerics.preconditioning import AbstractPreconditioner, Jacobi, diagonal
 from ._chebyshev import Chebyshev, estimate_spectrum
 from ._dcdm import DCDM, DCDMNetwork, dcdm_loss, residual_like, train_dcdm
 from ._flexible import FGMRES, FlexibleCG
+from ._frozen import FrozenPreconditioner
 from ._incomplete_cholesky import IncompleteCholesky
 from ._learned import DarcySystems, GraphNetwork, inverse_residual_loss, train_preconditioner, unrolled_pcg_loss
 from ._learned_multigrid import LearnedMultigrid, two_grid_loss
@@ -71,6 +74,7 @@ __all__ = [
     "unrolled_pcg_loss",
     "residual_like",
     "Preconditioned",
+    "FrozenPreconditioner",
     "FlexibleCG",
     "FGMRES",
     "unrolled_pcg",
