@@ -31,7 +31,7 @@ def test_bad_config_is_refused(tmp_path, setting):
     assert cli.main(["run", "deq_darcy", "--out", str(tmp_path / "x"), "--set", setting]) == 2
 
 
-@pytest.mark.slow  # ~70 s of CPU: data, two trainings' compiles, six gradient compiles for the memory sweep
+@pytest.mark.slow  # ~2 min of CPU: data, two trainings' compiles, six gradient compiles for the memory sweep
 def test_tiny_run_end_to_end_and_resume(tmp_path):
     out = tmp_path / "run"
     args = ["--set", "n_train=32", "--set", "n_test=8", "--set", "steps=4", "--set", "batch_size=8", "--set", "width=4",
