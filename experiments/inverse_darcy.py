@@ -148,7 +148,7 @@ def run(config: Config, out_dir: Path) -> dict:
                 start = time.perf_counter()
                 tuned = tune_weight(problem, validation, theta0, weight0, steps=config.tune_steps,
                                     learning_rate=config.tune_learning_rate, solver=inner, linear_solver=hessian_solver,
-                                    max_steps=500)
+                                    max_steps=200)
                 tune_s = time.perf_counter() - start
                 start = time.perf_counter()
                 final = minimise_inverse(problem.with_weight(tuned.weight), theta0, "lbfgs", rtol=1e-8, atol=1e-10,
