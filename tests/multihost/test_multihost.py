@@ -25,7 +25,7 @@ from tests.reliability.test_training import assert_bit_identical, final, finish,
 HERE = Path(__file__).parent
 COLLECTIVE, FIT, DATA = HERE / "worker_collective.py", HERE / "worker_fit.py", HERE / "worker_data.py"
 # The single-process references: one process, four CPU devices.
-ENV_4_DEVICES = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+ENV_4_DEVICES = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"}
 
 
 def launch_command(*args, processes=2, timeout=120):

@@ -23,7 +23,7 @@ import pytest
 from jaxpde.training import ArrayLoader, CheckpointStore, NonFiniteError, RunMismatchError, fit, read_metrics
 
 SCRIPT = Path(__file__).parents[1] / "training" / "train_script.py"
-ENV_4_DEVICES = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+ENV_4_DEVICES = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"}
 
 
 def start(out_dir, steps, sleep, devices=None, env=None):

@@ -307,14 +307,14 @@ for data in (ArrayLoader((x, y), 64), sampler):
 
 
 def test_data_parallel_on_4_devices_matches_single_device():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"}
     done = subprocess.run([sys.executable, "-c", MULTI_DEVICE], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("max difference") == 2
 
 
 def test_batch_must_split_evenly_across_devices():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"}
     code = (
         "import jax, jax.numpy as jnp, optax, equinox as eqx\n"
         "from jaxpde.training import fit\n"
