@@ -1,12 +1,13 @@
 """Classical differentiable numerics: spectral derivatives, exponential integrators (diffrax
 solvers) and their drivers (`time_integration`: solve / rollout / trajectory), stencil and sparse
-operators (lineax operators), Krylov solvers (lineax solvers) and geometric multigrid (a
-preconditioner for them)."""
+operators (lineax operators), Krylov solvers (lineax solvers) geometric multigrid (a
+preconditioner for them) and float-float iterative refinement (accurate residuals without x64)."""
 
-from . import etdrk, krylov, multigrid, preconditioning, sparse, spectral, stencils, time_integration
+from . import etdrk, krylov, multigrid, preconditioning, refinement, sparse, spectral, stencils, time_integration
 from .etdrk import ETDRK1, ETDRK2, ETDRK3, ETDRK4, AbstractETDRK, SemiLinearTerm
 from .krylov import ConjugateGradient, MixedPrecisionRefinement
 from .multigrid import AbstractMultigrid, GeometricMultigrid, MultigridHierarchy
+from .refinement import FloatFloat, diffusion_residual, refine, two_product, two_sum
 from .sparse import SparseOperator
 from .stencils import DiffusionOperator, HelmholtzOperator
 
@@ -15,6 +16,7 @@ __all__ = [
     "krylov",
     "multigrid",
     "preconditioning",
+    "refinement",
     "sparse",
     "spectral",
     "stencils",
@@ -30,6 +32,11 @@ __all__ = [
     "AbstractMultigrid",
     "GeometricMultigrid",
     "MultigridHierarchy",
+    "FloatFloat",
+    "diffusion_residual",
+    "refine",
+    "two_product",
+    "two_sum",
     "SparseOperator",
     "DiffusionOperator",
     "HelmholtzOperator",
