@@ -110,7 +110,7 @@ def _raise_unless_successful(value, result, owner: str, rtol, dtype):
         f"{owner}.solve: the true residual stopped decreasing above {requested}: "
         f"{dtype_name} arithmetic cannot represent a more accurate solution on this grid (the reachable relative "
         "residual grows like eps * condition number). Use a larger rtol, leave `rtol` unset (in float32 the default "
-        "stops at the float32 floor), rtol=0 ('to working precision'), float64, or MixedPrecisionRefinement.",
+        "stops at the float32 floor), rtol=0 ('to working precision'), float64, MixedPrecisionRefinement (needs x64) or jaxpde.numerics.refine with a float-float residual (no x64).",
         f"{owner}.solve: CG broke down (p^T A p <= 0 or a non-finite value): the operator or preconditioner is "
         "not positive definite, or the coefficient is not finite.",
         f"{owner}.solve: the maximum number of CG steps was reached; raise `max_steps` or use a preconditioner.",
