@@ -61,8 +61,8 @@ class Config:
     max_steps: int = 60
     tune_steps: int = 3
     tune_learning_rate: float = 0.5
-    weight0_tikhonov: float = 1.0
-    weight0_tv: float = 1.0
+    weight0_tikhonov: float = 10.0
+    weight0_tv: float = 10.0
     tv_epsilon: float = 0.3
     progress: bool = True
 
@@ -115,7 +115,9 @@ def run(config: Config, out_dir: Path) -> dict:
         # L-BFGS to a moderate tolerance; implicit_argmin's Newton–CG polish then makes ∇J ≈ 0,
         # which is what the hypergradient needs.
         inner = optx.LBFGS(rtol=1e-6, atol=1e-8)
-        hessian_solver = lx.CG(rtol=1e-8, atol=1e-12, max_steps=2000)
+        # rtol 1e-8 did not converge at the first outer step (run of 2026-12-01): the misfit's
+        # Hessian has rank ≤ m, so at small λ H is nearly singular; 1e-6 is ample for Adam's step.
+        hessian_solver = lx.CG(rtol=1e-6, atol=1e-12, max_steps=4000)
 
         levels, fields, histories = [], {}, {}
         for index, level in enumerate(config.levels):
