@@ -14,13 +14,15 @@ diffrax solvers.
 - Likelihood: `log_likelihood` through the probability-flow ODE (exact or Hutchinson trace).
 - Inverse problems: `DPS` (diffusion posterior sampling through a differentiable forward model).
 - Samplers as diffrax solvers: `DiffusionTerm` (a Denoiser's probability-flow field), `DDIM`,
-  `DPMSolver1/2/3`, `DPMSolverPP2M/3M`, `UniPC`, `EDMHeun`, the reverse SDE (`reverse_sde`,
+  `DPMSolver1/2/3`, `DPMSolverPP2M/3M`, `UniPC`, `DEIS` (the multistep ones take `final_order`, a lower-order
+  last step), `EDMHeun`, the reverse SDE (`reverse_sde`,
   `brownian_motion`); time grids `UniformTimeGrid`, `UniformLogSNR`, `TimeQuadratic`, `Karras`,
   `LearnedGrid`; `sample`/`solve` with exact NFE (`evaluations`, `steps_for_nfe`); learned
   few-step schedules (`learn_schedule`).
 """
 
 from ._ddim import DDIM
+from ._deis import DEIS
 from ._dpm_solver import DPMSolver1, DPMSolver2, DPMSolver3, DPMSolverPP2M, DPMSolverPP3M
 from ._edm import EDMHeun
 from ._grids import AbstractTimeGrid, Karras, LearnedGrid, TimeQuadratic, UniformLogSNR
@@ -93,6 +95,7 @@ __all__ = [
     "DiffusionTerm",
     "AbstractDiffusionSolver",
     "DDIM",
+    "DEIS",
     "DPMSolver1",
     "DPMSolver2",
     "DPMSolver3",
