@@ -4,7 +4,10 @@ The PDE-constrained inverse problem of the Bayesian-inverse-problems literature 
 problems: a Bayesian perspective", Acta Numerica 19, 2010, §3): recover ``a = e^θ`` in
 ``−∇·(a∇u) = 1`` on the unit square (``u = 0`` on the boundary) from the pressure at ``m``
 random interior points, ``y = u(x_j) + η``, ``η ~ N(0, σ²)`` with ``σ = level · rms(u(x_j))``,
-at the noise levels ``levels`` (0.1%, 1%, 5%).
+at the noise levels ``levels`` (1%, 5%, 10%). At 0.1% the inner L-BFGS does not reach a minimum
+within its budget at this size (measured at λ = 10: ‖∇J‖ ≈ 31 after 200 steps, and for TV 13
+negative Hessian eigenvalues at the stopped iterate), so `implicit_argmin` rightly refuses the
+hypergradient; that level needs a better inner solver (Gauss–Newton–Krylov) first.
 
 - **Truth**: ``θ†`` a Gaussian random field (``τ = 3``, ``α = 2.5``), mean zero, standard deviation
   0.7 (``a`` between about 0.2 and 5).
@@ -57,7 +60,7 @@ class Config:
     size: int = 12
     observations: int = 24
     validation: int = 12
-    levels: tuple[float, ...] = (0.001, 0.01, 0.05)
+    levels: tuple[float, ...] = (0.01, 0.05, 0.1)
     max_steps: int = 60
     tune_steps: int = 3
     tune_learning_rate: float = 0.5
