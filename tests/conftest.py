@@ -29,3 +29,31 @@ import pytest  # noqa: E402
 def x64():
     with jax.enable_x64(True):
         yield
+
+
+# Scheduling: `--dist loadfile` hands whole files to the two workers in collection order, so a
+# heavy file collected last runs alone while the other worker idles (on a clean clone the suite's
+# last minute was one worker finishing tests/test_tour.py). The known heavy files (CPU seconds
+# measured on a clean clone) go first; the rest keep their order. The order is deterministic, as
+# xdist requires every worker to collect the same one.
+_HEAVY_FILES = {
+    "tests/test_tour.py": 64,
+    "tests/test_readme.py": 55,
+    "tests/reliability/test_training.py": 37,
+    "tests/test_notebooks.py": 32,
+    "tests/training/test_engine.py": 26,
+    "tests/test_colab_layout.py": 17,
+}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    root = config.rootpath
+
+    def weight(item):
+        try:
+            relative = item.path.relative_to(root).as_posix()
+        except ValueError:
+            return 0
+        return _HEAVY_FILES.get(relative, 0)
+
+    items.sort(key=lambda item: -weight(item))  # stable: ties keep the collection order
