@@ -46,7 +46,6 @@ of CPU, 13 min wall on 2 cores at load 26–30); ``--set scale=full`` runs the p
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -60,6 +59,7 @@ import numpy as np
 import optax
 
 from jaxpde.data import DarcyConfig, UnitGaussianNormalizer, load_dataset
+from jaxpde.experiment import check_batch_size, check_positive_integers, check_positive_numbers
 from jaxpde.implicit._contractive import FourierCell
 from jaxpde.implicit._deq import DeepEquilibrium, EquilibriumOperator, WeightTied
 from jaxpde.training import ArrayLoader, fit
@@ -90,10 +90,7 @@ class Config:
     RUN_INDEPENDENT_KEYS: ClassVar[tuple[str, ...]] = ("cache_dir", "memory_steps")
 
     def __post_init__(self):
-        for key in ("n_train", "n_test", "width", "modes", "depth", "deq_max_steps", "steps", "batch_size"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not (isinstance(value, int) and value > 0):
-                raise ValueError(f"`{key}` must be a positive integer, got {value!r}.")
+        check_positive_integers(self, "n_train", "n_test", "width", "modes", "depth", "deq_max_steps", "steps", "batch_size")
         if not (isinstance(self.subsample, int) and self.subsample >= 1 and (self.resolution - 1) % self.subsample == 0):
             raise ValueError(f"`subsample` must be a positive integer dividing resolution - 1 = {self.resolution - 1}, "
                              f"got {self.subsample!r}.")
@@ -103,12 +100,8 @@ class Config:
                              f"got {self.modes}.")
         if not 0 < self.gamma < 1:
             raise ValueError(f"`gamma` must lie in (0, 1) (the guaranteed contraction), got {self.gamma!r}.")
-        for key in ("learning_rate", "deq_tol"):
-            value = getattr(self, key)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"`{key}` must be positive and finite, got {value!r}.")
-        if self.batch_size > self.n_train:
-            raise ValueError(f"`batch_size` ({self.batch_size}) must not exceed `n_train` ({self.n_train}).")
+        check_positive_numbers(self, "learning_rate", "deq_tol")
+        check_batch_size(self)
         if any(isinstance(m, bool) or not (isinstance(m, int) and m > 0) for m in self.memory_steps):
             raise ValueError(f"`memory_steps` must be a tuple of positive integers, got {self.memory_steps!r}.")
 

@@ -65,6 +65,7 @@ import numpy as np
 import optax
 
 from jaxpde.data import DarcyConfig, load_dataset
+from jaxpde.experiment import check_batch_size, check_open_interval, check_positive_integers, check_positive_numbers
 from jaxpde.grids import Grid
 from jaxpde.numerics.stencils import DiffusionOperator
 from jaxpde.pdes.elliptic import Darcy
@@ -103,24 +104,14 @@ class Config:
     RUN_INDEPENDENT_KEYS: ClassVar[tuple[str, ...]] = ("cache_dir",)
 
     def __post_init__(self):
-        for key in ("n_train", "n_test", "width", "steps", "batch_size", "dps_steps", "n_posterior", "baseline_steps"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not (isinstance(value, int) and value > 0):
-                raise ValueError(f"`{key}` must be a positive integer, got {value!r}.")
+        check_positive_integers(self, "n_train", "n_test", "width", "steps", "batch_size", "dps_steps", "n_posterior", "baseline_steps")
         if not (isinstance(self.size, int) and self.size >= 8 and self.size % 4 == 0):
             raise ValueError(f"`size` must be a multiple of 4 and at least 8 (the U-Net halves it twice), got {self.size!r}.")
-        if self.batch_size > self.n_train:
-            raise ValueError(f"`batch_size` ({self.batch_size}) must not exceed `n_train` ({self.n_train}).")
-        if not 0 < self.observed_fraction <= 1:
-            raise ValueError(f"`observed_fraction` must lie in (0, 1], got {self.observed_fraction!r}.")
-        for key in ("learning_rate", "obs_noise", "dps_scale", "baseline_lr"):
-            value = getattr(self, key)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"`{key}` must be positive and finite, got {value!r}.")
-        if not (self.pde_weight >= 0 and math.isfinite(self.pde_weight)):
-            raise ValueError(f"`pde_weight` must be non-negative and finite, got {self.pde_weight!r}.")
-        if not 0 < self.ema_decay < 1:
-            raise ValueError(f"`ema_decay` must lie in (0, 1), got {self.ema_decay!r}.")
+        check_batch_size(self)
+        check_open_interval(self, "observed_fraction", 0, 1, closed_high=True)
+        check_positive_numbers(self, "learning_rate", "obs_noise", "dps_scale", "baseline_lr")
+        check_positive_numbers(self, "pde_weight", allow_zero=True)
+        check_open_interval(self, "ema_decay", 0, 1)
         if not self.tikhonov or any(not (lam >= 0 and math.isfinite(lam)) for lam in self.tikhonov):
             raise ValueError(f"`tikhonov` must be a non-empty tuple of non-negative weights, got {self.tikhonov!r}.")
 

@@ -32,7 +32,6 @@ larger evaluation sets. Training checkpoints under ``OUT/<data set>/{rf1,rf2}``,
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxpde.experiment import check_batch_size, check_open_interval, check_positive_integers, check_positive_numbers
 from jaxpde.metrics import median_bandwidth, mmd2, sliced_wasserstein
 from jaxpde.samplers import (
     FlowMatching,
@@ -81,20 +81,14 @@ class Config:
     RUN_INDEPENDENT_KEYS: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self):
-        for key in ("width", "depth", "steps", "reflow_steps", "batch_size", "reflow_pairs", "n_eval", "straightness_steps"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not (isinstance(value, int) and value > 0):
-                raise ValueError(f"`{key}` must be a positive integer, got {value!r}.")
+        check_positive_integers(self, "width", "depth", "steps", "reflow_steps", "batch_size", "reflow_pairs", "n_eval", "straightness_steps")
         if not self.datasets or any(d not in DATASETS for d in self.datasets):
             raise ValueError(f"`datasets` must be a non-empty subset of {DATASETS}, got {self.datasets!r}.")
         if not self.nfe or any(not (isinstance(n, int) and n > 0) for n in self.nfe):
             raise ValueError(f"`nfe` must be a non-empty tuple of positive integers, got {self.nfe!r}.")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"`learning_rate` must be positive and finite, got {self.learning_rate!r}.")
-        if not 0 < self.ema_decay < 1:
-            raise ValueError(f"`ema_decay` must lie in (0, 1), got {self.ema_decay!r}.")
-        if self.batch_size > self.reflow_pairs:
-            raise ValueError(f"`batch_size` ({self.batch_size}) must not exceed `reflow_pairs` ({self.reflow_pairs}).")
+        check_positive_numbers(self, "learning_rate")
+        check_open_interval(self, "ema_decay", 0, 1)
+        check_batch_size(self, pool="reflow_pairs")
 
 
 def full_scale(config: Config) -> Config:

@@ -34,7 +34,6 @@ sensors the data barely inform the field and tuned Tikhonov/TV lost to the prior
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +46,7 @@ import numpy as np
 import optimistix as optx
 
 from jaxpde import Grid
+from jaxpde.experiment import check_positive_integers, check_positive_numbers
 from jaxpde.implicit._bilevel import tune_weight
 from jaxpde.implicit._inverse import DarcyForward, InverseProblem, minimise_inverse
 from jaxpde.implicit._observations import PointObservation, add_noise, random_points
@@ -71,18 +71,12 @@ class Config:
     progress: bool = True
 
     def __post_init__(self):
-        for key in ("size", "observations", "validation", "max_steps", "tune_steps"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not (isinstance(value, int) and value > 0):
-                raise ValueError(f"`{key}` must be a positive integer, got {value!r}.")
+        check_positive_integers(self, "size", "observations", "validation", "max_steps", "tune_steps")
         if self.size < 4:
             raise ValueError(f"`size` must be at least 4, got {self.size!r}.")
         if not self.levels or any(not (0 < v < 1) for v in self.levels):
             raise ValueError(f"`levels` must be a non-empty tuple of relative noise levels in (0, 1), got {self.levels!r}.")
-        for key in ("tune_learning_rate", "weight0_tikhonov", "weight0_tv", "tv_epsilon"):
-            value = getattr(self, key)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"`{key}` must be positive and finite, got {value!r}.")
+        check_positive_numbers(self, "tune_learning_rate", "weight0_tikhonov", "weight0_tv", "tv_epsilon")
 
 
 def full_scale(config: Config) -> Config:

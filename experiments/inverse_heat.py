@@ -32,7 +32,6 @@ more outer steps.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ import numpy as np
 import optimistix as optx
 
 from jaxpde import Grid
+from jaxpde.experiment import check_positive_integers, check_positive_numbers
 from jaxpde.implicit._bilevel import tune_weight
 from jaxpde.implicit._inverse import HeatForward, InverseProblem, minimise_inverse
 from jaxpde.implicit._observations import NodeObservation, add_noise
@@ -69,18 +69,12 @@ class Config:
     progress: bool = True
 
     def __post_init__(self):
-        for key in ("points", "max_steps", "tune_steps"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not (isinstance(value, int) and value > 0):
-                raise ValueError(f"`{key}` must be a positive integer, got {value!r}.")
+        check_positive_integers(self, "points", "max_steps", "tune_steps")
         if self.points < 8:
             raise ValueError(f"`points` must be at least 8, got {self.points!r}.")
         if not self.levels or any(not (0 < v < 1) for v in self.levels):
             raise ValueError(f"`levels` must be a non-empty tuple of relative noise levels in (0, 1), got {self.levels!r}.")
-        for key in ("kappa", "t1", "dt", "tune_learning_rate", "weight0"):
-            value = getattr(self, key)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"`{key}` must be positive and finite, got {value!r}.")
+        check_positive_numbers(self, "kappa", "t1", "dt", "tune_learning_rate", "weight0")
 
 
 def full_scale(config: Config) -> Config:

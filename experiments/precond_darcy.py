@@ -63,6 +63,7 @@ import numpy as np
 from jax.experimental import sparse as jsparse
 
 from jaxpde.data._linear_systems import DarcySystemConfig, LinearSystemConfig
+from jaxpde.experiment import check_positive_integers, check_positive_numbers
 from jaxpde.numerics.krylov import ConjugateGradient
 from jaxpde.numerics.sparse import SparseOperator
 
@@ -550,10 +551,7 @@ class Config:
     RUN_INDEPENDENT_KEYS: ClassVar[tuple[str, ...]] = ("repeats",)
 
     def __post_init__(self):
-        for key in ("train_size", "n_test", "batch_size", "repeats"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{key}` must be a positive integer, got {value!r}.")
+        check_positive_integers(self, "train_size", "n_test", "batch_size", "repeats")
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
             raise ValueError(f"`steps` must be an integer >= 0, got {self.steps!r}.")
         if self.train_size < 4:
@@ -564,8 +562,7 @@ class Config:
             raise ValueError(f"`slow_s` must be positive, got {self.slow_s!r}.")
         if not (0 < self.rtol < 1):
             raise ValueError(f"`rtol` must be in (0, 1), got {self.rtol!r}.")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"`learning_rate` must be positive and finite, got {self.learning_rate!r}.")
+        check_positive_numbers(self, "learning_rate")
         if self.models and not Path(self.models).is_dir():
             raise ValueError(f"`models` must be a folder of saved models (an earlier run's OUT/models), got {self.models!r}.")
 

@@ -39,7 +39,6 @@ as one started with N steps.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +52,7 @@ import optax
 
 from jaxpde import Grid
 from jaxpde.data import BurgersConfig, UnitGaussianNormalizer, load_dataset
+from jaxpde.experiment import check_batch_size, check_positive_integers, check_positive_numbers
 from jaxpde.metrics import mean_relative_l2
 from jaxpde.numerics import etdrk
 from jaxpde.neural_operators import FourierMultiplier
@@ -88,20 +88,14 @@ class Config:
     RUN_INDEPENDENT_KEYS: ClassVar[tuple[str, ...]] = ("cache_dir", "checkpoint_every")
 
     def __post_init__(self):
-        positive = ("burgers_points", "n_train", "n_test", "resolution", "modes", "width", "steps", "batch_size",
-                "preconditioner_steps", "sampler_points")
-        for key in positive:
-            value = getattr(self, key)
-            if not (isinstance(value, int) and value > 0):
-                raise ValueError(f"`{key}` must be a positive integer, got {value!r}.")
+        check_positive_integers(self, "burgers_points", "n_train", "n_test", "resolution", "modes", "width", "steps",
+                                "batch_size", "preconditioner_steps", "sampler_points")
         if self.darcy_points < 3:
             raise ValueError(f"`darcy_points` must be an integer >= 3, got {self.darcy_points!r}.")
         if self.checkpoint_every < 0:
             raise ValueError(f"`checkpoint_every` must be >= 0 (0: five checkpoints per run), got {self.checkpoint_every!r}.")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"`learning_rate` must be positive and finite, got {self.learning_rate!r}.")
-        if self.batch_size > self.n_train:
-            raise ValueError(f"`batch_size` ({self.batch_size}) must not exceed `n_train` ({self.n_train}).")
+        check_positive_numbers(self, "learning_rate")
+        check_batch_size(self)
         if 1024 % self.resolution:
             raise ValueError(f"`resolution` must divide 1024 (the solve grid), got {self.resolution!r}.")
         if self.modes > self.resolution // 2 + 1:
