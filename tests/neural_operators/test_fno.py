@@ -44,20 +44,28 @@ def test_shapes_in_one_two_three_dimensions_with_padding_and_factorised_weights(
     np.testing.assert_allclose(np.asarray(grid_coordinates((4,), "periodic", jnp.float32))[0], [0, 0.25, 0.5, 0.75])
 
 
+def resolution_gap(depth: int) -> float:
+    """‖FNO(fine)[::4] − FNO(coarse)‖/‖FNO(coarse)‖ for one band-limited field at 16² and 64²."""
+    model = eqx.filter_jit(FNO(1, 2, modes=(5, 5), width=8, depth=depth, coordinates=None, key=jax.random.key(depth)))
+    coarse, fine = (band_limited(jax.random.key(7), shape, top=4) for shape in ((16, 16), (64, 64)))
+    np.testing.assert_allclose(np.asarray(fine[:, ::4, ::4]), np.asarray(coarse), atol=1e-5)  # the same field
+    out_coarse, out_fine = model(coarse), model(fine)
+    return float(jnp.linalg.norm(out_fine[:, ::4, ::4] - out_coarse) / jnp.linalg.norm(out_coarse))
+
+
 def test_output_is_invariant_to_the_resolution_of_band_limited_inputs():
     # One layer: lifting and projection are pointwise, the Fourier layer maps the band-limited
     # field to a trigonometric polynomial: the fine output sampled at the coarse points is the
-    # coarse output, to rounding. Three layers: the GELU between layers makes products whose
-    # high modes alias differently on the two grids: close, not equal.
-    for depth, tolerance in ((1, 2e-5), (3, 2e-2)):
-        model = eqx.filter_jit(FNO(1, 2, modes=(5, 5), width=8, depth=depth, coordinates=None, key=jax.random.key(depth)))
-        coarse, fine = (band_limited(jax.random.key(7), shape, top=4) for shape in ((16, 16), (64, 64)))
-        np.testing.assert_allclose(np.asarray(fine[:, ::4, ::4]), np.asarray(coarse), atol=1e-5)  # the same field
-        out_coarse, out_fine = model(coarse), model(fine)
-        error = float(jnp.linalg.norm(out_fine[:, ::4, ::4] - out_coarse) / jnp.linalg.norm(out_coarse))
-        assert error < tolerance, (depth, error)
-        if depth == 3:
-            assert error > 1e-5  # the aliasing is real: the loose bound is not slack for a bug
+    # coarse output, to rounding (a resolution-dependent normalisation of the FFT would be off
+    # by a factor 16).
+    assert resolution_gap(1) < 2e-5
+
+
+@pytest.mark.slow  # ~5 s
+def test_deeper_fno_is_invariant_up_to_the_aliasing_of_its_activation():
+    # Three layers: the GELU between layers makes products whose high modes alias differently
+    # on the two grids: close, not equal.
+    assert 1e-5 < resolution_gap(3) < 2e-2
 
 
 def heat_data(key, n, s=64, t=0.01, top=9):
@@ -87,8 +95,8 @@ def learn_heat(activation: str, steps: int):
 
 def test_a_linear_fno_learns_the_heat_semigroup():
     # The target is linear, so the FNO with the identity activation can represent it exactly (its
-    # Fourier multiplier is e^{−(2πk)²t}); 300 Adam steps reach ~2e-6 on held-out fields.
-    assert learn_heat("identity", 300) <= 1e-4
+    # Fourier multiplier is e^{−(2πk)²t}); 150 Adam steps reach 2.5e-5 on held-out fields.
+    assert learn_heat("identity", 150) <= 1e-4
 
 
 @pytest.mark.slow  # ~20 s: the GELU projection has to learn to be linear
@@ -96,6 +104,7 @@ def test_a_gelu_fno_learns_the_heat_semigroup():
     assert learn_heat("gelu", 2000) <= 1e-3  # measured 4.8e-4
 
 
+@pytest.mark.slow  # ~12 s of CPU: three compiled training runs and their checkpoints
 def test_exact_resume_of_an_fno_run_with_ema(tmp_path):
     u0, u1 = heat_data(jax.random.key(1), 16, s=16, top=4)
     model = FNO(1, 1, modes=4, width=4, depth=2, key=jax.random.key(0))
@@ -119,7 +128,8 @@ def test_exact_resume_of_an_fno_run_with_ema(tmp_path):
 
 
 def test_bad_inputs_are_refused_by_name():
-    model = FNO(2, 1, modes=(4, 4), width=4, depth=1, key=jax.random.key(0), padding=0.0)
+    # abstract weights (no compile): the checks come before any arithmetic
+    model = eqx.filter_eval_shape(lambda: FNO(2, 1, modes=(4, 4), width=4, depth=1, key=jax.random.key(0)))
     with pytest.raises(ValueError, match=r"`a` must be one real sample of shape \(in_channels=2, 2 spatial axes\)"):
         model(jnp.zeros((3, 8, 8)))
     with pytest.raises(ValueError, match=r"`a` must be one real sample"):
