@@ -1,0 +1,358 @@
+"""DeepXDE's Burgers example: jaxpde's PINN against DeepXDE 1.x (PyTorch backend, CPU), the same work.
+
+The problem (Raissi, Perdikaris & Karniadakis, J. Comput. Phys. 378, 2019; DeepXDE's
+``examples/pinn_forward/Burgers.py``): ``u_t + u u_x = ν u_xx``, ``ν = 0.01/π``,
+``x ∈ [−1, 1]``, ``t ∈ [0, 1]``, ``u(x, 0) = −sin πx``, ``u(±1, t) = 0``. DeepXDE's example
+stops its time domain at 0.99 to match its stored data; here both sides use ``[0, 1]`` and the
+reference is jaxpde's own (`jaxpde.pinns.burgers_reference`: ETDRK4, 2048 modes, float64, on
+257 × 101 points of ``[−1, 1] × [0, 1]``), against which both are measured.
+
+The same work on both sides:
+
+- **network**: ``2 → 20 → 20 → 20 → 1``, tanh, Glorot-normal weights, zero biases (DeepXDE's
+  ``dde.nn.FNN([2] + [20] * 3 + [1], "tanh", "Glorot normal")``; jaxpde's
+  ``MLP(2, "scalar", 20, 3, activation="tanh", init="glorot_normal")``), float32; each side
+  draws its own initial weights;
+- **points**: DeepXDE's, drawn once by its ``TimePDE(num_domain=2540, num_boundary=80,
+  num_initial=160)`` (Hammersley, its default) and handed to jaxpde unchanged: the residual on
+  DeepXDE's 2780 PDE points (domain, boundary and initial points together, as DeepXDE does), the
+  Dirichlet condition on the points DeepXDE assigns to it, the initial condition on its
+  initial points; fixed for the whole run on both sides;
+- **loss**: the sum of the three mean squares, weights 1;
+- **optimiser**: Adam, lr 1e-3 (PyTorch's and optax's defaults otherwise), `--steps` steps
+  (default 15 000, DeepXDE's example; its L-BFGS stage is not run on either side).
+
+Interleaved training: jaxpde trains in `jaxpde.training.fit`; at each of its log points (every
+`--block` steps) a callback first stamps the clock, then trains DeepXDE for the same number of
+steps (``model.train(iterations=block)``), then stamps again — so both sides train in
+alternating blocks through the same load on the shared machine, and have the same number of
+updates at every log point, where (every `--eval-every` steps, time excluded) both are
+evaluated against the reference. Per-step times: DeepXDE's from a callback at every step
+(``on_batch_end``; its periodic loss display falls into one step of each thousand and does not
+move the median), jaxpde's from its blocks (fit's block of `--block` steps, excluding the
+DeepXDE block and the evaluations, divided by `--block`); the first block (XLA's compilation)
+is excluded. Each is timed by wall clock and process CPU time; the **ratio uses process CPU
+time** (one thread per side, so it is the work done, robust to other jobs); wall-time ratios
+beside it.
+
+Threads: ``--threads 1`` (default) pins the process to one core (``os.sched_setaffinity``: with
+XLA's thread flags alone a jitted loop still spreads over several XLA threads) and sets
+``torch.set_num_threads(1)``, ``torch.set_num_interop_threads(1)``, XLA's
+``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`` and one BLAS/OpenMP thread,
+before either library starts (`benchmarks/_versus_torch.py`).
+
+Run: ``python benchmarks/pinn_vs_deepxde.py [--steps 15000] [--block 500] [--eval-every 1000]
+[--threads 1] [--no-record]`` (writes ``results/pinn_vs_deepxde.json``; ~5 minutes on one
+thread of a quiet machine at the default 15 000 steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._versus_torch import limit_threads, record, set_torch_threads, thread_record, threads_from_argv, versions  # noqa: E402
+
+# Before JAX, NumPy and torch start: they read their thread settings once.
+THREADS = threads_from_argv(sys.argv)
+limit_threads(THREADS)
+os.environ["DDE_BACKEND"] = "pytorch"
+
+import math  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import equinox as eqx  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from jaxpde.pinns import burgers_reference  # noqa: E402
+
+VISCOSITY = 0.01 / math.pi
+NUM_DOMAIN, NUM_BOUNDARY, NUM_INITIAL = 2540, 80, 160
+WIDTH, DEPTH, LR = 20, 3, 1e-3
+
+
+# ----------------------------------------------------------------------------- DeepXDE
+
+
+class DeepXDESide:
+    """DeepXDE's Burgers example (PyTorch backend), its points exposed for the other side."""
+
+    def __init__(self, seed: int = 0):
+        import deepxde as dde
+        import torch
+
+        self.dde, self.torch = dde, torch
+        dde.config.set_random_seed(seed)
+        geometry = dde.geometry.GeometryXTime(dde.geometry.Interval(-1, 1), dde.geometry.TimeDomain(0, 1))
+
+        def pde(x, y):
+            dy_x = dde.grad.jacobian(y, x, i=0, j=0)
+            dy_t = dde.grad.jacobian(y, x, i=0, j=1)
+            dy_xx = dde.grad.hessian(y, x, i=0, j=0)
+            return dy_t + y * dy_x - VISCOSITY * dy_xx
+
+        bc = dde.icbc.DirichletBC(geometry, lambda x: 0, lambda _, on_boundary: on_boundary)
+        ic = dde.icbc.IC(geometry, lambda x: -np.sin(np.pi * x[:, 0:1]), lambda _, on_initial: on_initial)
+        self.data = dde.data.TimePDE(
+            geometry, pde, [bc, ic], num_domain=NUM_DOMAIN, num_boundary=NUM_BOUNDARY, num_initial=NUM_INITIAL
+        )
+        self.net = dde.nn.FNN([2] + [WIDTH] * DEPTH + [1], "tanh", "Glorot normal")
+        self.model = dde.Model(self.data, self.net)
+        self.model.compile("adam", lr=LR)
+        self.parameters = sum(p.numel() for p in self.net.parameters())
+        self.stamps: list[tuple[float, float]] = []
+        side = self
+
+        class Stamp(dde.callbacks.Callback):
+            def on_batch_end(self):
+                side.stamps.append((time.perf_counter(), time.process_time()))
+
+        self.callback = Stamp()
+        self.steps_done = 0
+        self.step_wall: list[float] = []
+        self.step_cpu: list[float] = []
+        self.block_wall: list[float] = []
+        self.block_cpu: list[float] = []
+        self.last_loss = None
+
+    def points(self) -> dict[str, np.ndarray]:
+        """DeepXDE's training points (x, t columns): the PDE points and each condition's points."""
+        data = self.data
+        data.train_next_batch()  # draws them once (cached afterwards)
+        start = np.cumsum([0] + data.num_bcs)
+        return {
+            "residual": np.asarray(data.train_x_all),
+            "boundary": np.asarray(data.train_x_bc[start[0] : start[1]]),
+            "initial": np.asarray(data.train_x_bc[start[1] : start[2]]),
+        }
+
+    def train(self, steps: int) -> None:
+        self.stamps = []
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.stamps.append((wall, cpu))
+        _, state = self.model.train(iterations=steps, display_every=1000, callbacks=[self.callback], verbose=0)
+        self.block_wall.append(time.perf_counter() - wall)
+        self.block_cpu.append(time.process_time() - cpu)
+        walls, cpus = np.diff([s[0] for s in self.stamps]), np.diff([s[1] for s in self.stamps])
+        # The first interval also holds train()'s own start (a loss evaluation on the data).
+        self.step_wall += list(walls[1:])
+        self.step_cpu += list(cpus[1:])
+        self.steps_done += steps
+        self.last_loss = float(np.sum(state.loss_train))
+
+    def predict(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return self.model.predict(np.stack([x, t], axis=1).astype(np.float32))[:, 0]
+
+
+# ----------------------------------------------------------------------------- jaxpde
+
+
+class JaxpdeSide:
+    """jaxpde's Burgers problem (the catalogue `Burgers` residual), `MLP` and `pinn_loss` on DeepXDE's
+    points, trained by `jaxpde.training.fit`."""
+
+    def __init__(self, points: dict[str, np.ndarray], key):
+        from jaxpde import Grid
+        from jaxpde.pdes import Burgers
+
+        try:
+            from jaxpde.pinns import MLP, Dirichlet, Initial, Interval, Points, Problem, SpaceTime, pinn_loss
+        except ImportError:  # before jaxpde.pinns exports them
+            from jaxpde.pinns._conditions import Dirichlet, Initial
+            from jaxpde.pinns._domains import Interval, Points, SpaceTime
+            from jaxpde.pinns._loss import pinn_loss
+            from jaxpde.pinns._networks import MLP
+            from jaxpde.pinns._problem import Problem
+
+        pde = Burgers(Grid(256, lengths=2.0, origin=-1.0), viscosity=VISCOSITY)
+        self.problem = Problem(
+            pde,
+            SpaceTime(Interval(-1.0, 1.0), (0.0, 1.0)),
+            conditions=(
+                Initial(lambda x: -jnp.sin(jnp.pi * x[0]), n=len(points["initial"])),
+                Dirichlet(0.0, on="boundary", n=len(points["boundary"])),
+            ),
+            num_points=len(points["residual"]),
+        )
+
+        def as_points(xt):
+            xt = jnp.asarray(xt, jnp.float32)
+            return Points(xt[:, :1], xt[:, 1])
+
+        self.batch = {name: as_points(xt) for name, xt in points.items()}
+        if set(self.batch) != set(self.problem.terms):
+            raise RuntimeError(f"pinn_vs_deepxde: the problem's terms {self.problem.terms} differ from the points' {sorted(self.batch)}")
+        self.model = MLP(2, "scalar", WIDTH, DEPTH, activation="tanh", init="glorot_normal", key=key)
+        self.parameters = sum(leaf.size for leaf in jax.tree.leaves(eqx.filter(self.model, eqx.is_inexact_array)))
+        self.loss_fn, self.extra = pinn_loss(self.problem)
+        self._predict = eqx.filter_jit(lambda net, x, t: jax.vmap(net)(x[:, None], t))
+
+    def fit(self, steps: int, block: int, callback):
+        from jaxpde.training import fit
+
+        batch = self.batch
+        return fit(
+            self.model, optax.adam(LR), self.loss_fn, lambda key: batch, extra=self.extra, steps=steps,
+            key=jax.random.key(1), log_every=block, progress=False, callbacks=[callback],
+        )
+
+    def predict(self, model, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return np.asarray(self._predict(model, jnp.asarray(x, jnp.float32), jnp.asarray(t, jnp.float32)))
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1, help="threads per side (read before JAX starts)")
+    parser.add_argument("--steps", type=int, default=15000, help="Adam steps on each side")
+    parser.add_argument("--block", type=int, default=500, help="steps per alternating block (fit's log_every)")
+    parser.add_argument("--eval-every", type=int, default=1000, help="steps between the relative-L2 evaluations")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-record", action="store_true", help="print the figures; leave results/ untouched")
+    args = parser.parse_args()
+    if args.steps % args.block or args.eval_every % args.block:
+        raise SystemExit("pinn_vs_deepxde: `--steps` and `--eval-every` must be multiples of `--block`")
+
+    import torch
+
+    set_torch_threads(torch, THREADS)
+    load_start = os.getloadavg()
+    started = time.perf_counter()
+    reference = burgers_reference()
+    ref_x, ref_t = (np.asarray(a)[:, 0] if np.ndim(a) == 2 else np.asarray(a) for a in reference.points())
+
+    deepxde_side = DeepXDESide(args.seed)
+    points = deepxde_side.points()
+    print({name: p.shape for name, p in points.items()}, flush=True)
+    jax_side = JaxpdeSide(points, jax.random.key(args.seed))
+
+    history = []  # (step, deepxde rel L2, jaxpde rel L2)
+    jax_blocks = []  # (wall, cpu) of each fit block, between callbacks
+    clock = {"end": None}
+    eval_s = []
+
+    def interleave(point):
+        now_wall, now_cpu = time.perf_counter(), time.process_time()
+        if clock["end"] is not None:
+            jax_blocks.append((now_wall - clock["end"][0], now_cpu - clock["end"][1]))
+        deepxde_side.train(args.block)
+        added = {"deepxde_loss": deepxde_side.last_loss}
+        if point.step % args.eval_every == 0 or point.step == args.steps:
+            t0 = time.perf_counter()
+            ours = reference.relative_l2(jax_side.predict(point.model, ref_x, ref_t))
+            theirs = reference.relative_l2(deepxde_side.predict(ref_x, ref_t))
+            history.append({"step": point.step, "jaxpde_relative_l2": ours, "deepxde_relative_l2": theirs,
+                            "jaxpde_loss": point.record["loss"], "deepxde_loss": deepxde_side.last_loss,
+                            "load_average": os.getloadavg()})
+            eval_s.append(time.perf_counter() - t0)
+            added.update(jaxpde_relative_l2=ours, deepxde_relative_l2=theirs)
+            print(f"  step {point.step:6d}: rel L2 jaxpde {ours:.3e}  DeepXDE {theirs:.3e}   loss {point.record['loss']:.3e} / "
+                  f"{deepxde_side.last_loss:.3e}   load {os.getloadavg()[0]:.1f}", flush=True)
+        clock["end"] = (time.perf_counter(), time.process_time())
+        return added
+
+    result = jax_side.fit(args.steps, args.block, interleave)
+    # jax_blocks[0] is the block after the first log point: the first block (compilation) has no start stamp.
+    jax_wall = [w / args.block for w, _ in jax_blocks]
+    jax_cpu = [c / args.block for _, c in jax_blocks]
+    d = deepxde_side
+    timing = {
+        "jaxpde": {
+            "per_step_wall_s_median": statistics.median(jax_wall),
+            "per_step_cpu_s_median": statistics.median(jax_cpu),
+            "per_step_wall_s_blocks": jax_wall,
+            "per_step_cpu_s_blocks": jax_cpu,
+            "first_block_wall_s_with_compilation": result.history[0]["wall_s"],
+            "cpu_per_wall": sum(jax_cpu) / sum(jax_wall),
+        },
+        "deepxde": {
+            "per_step_wall_s_median": statistics.median(d.step_wall),
+            "per_step_cpu_s_median": statistics.median(d.step_cpu),
+            "per_step_wall_s_mean_whole_blocks": sum(d.block_wall) / d.steps_done,
+            "per_step_cpu_s_mean_whole_blocks": sum(d.block_cpu) / d.steps_done,
+            "block_wall_s": d.block_wall,
+            "block_cpu_s": d.block_cpu,
+            "cpu_per_wall": sum(d.block_cpu) / sum(d.block_wall),
+        },
+    }
+    # Same basis for both sides' "whole block" figure: jaxpde's blocks already hold fit's log points.
+    timing["jaxpde"]["per_step_wall_s_mean_whole_blocks"] = statistics.fmean(jax_wall)
+    timing["jaxpde"]["per_step_cpu_s_mean_whole_blocks"] = statistics.fmean(jax_cpu)
+    final = history[-1]
+    ratios = {
+        "step_cpu_jaxpde_vs_deepxde": timing["jaxpde"]["per_step_cpu_s_median"] / timing["deepxde"]["per_step_cpu_s_median"],
+        "step_wall_jaxpde_vs_deepxde": timing["jaxpde"]["per_step_wall_s_median"] / timing["deepxde"]["per_step_wall_s_median"],
+        "step_cpu_whole_blocks_jaxpde_vs_deepxde": timing["jaxpde"]["per_step_cpu_s_mean_whole_blocks"]
+        / timing["deepxde"]["per_step_cpu_s_mean_whole_blocks"],
+        "relative_l2_jaxpde_vs_deepxde": final["jaxpde_relative_l2"] / final["deepxde_relative_l2"],
+    }
+    results = {
+        "work": {
+            "problem": "Burgers u_t + u u_x = nu u_xx, nu = 0.01/pi, x in [-1, 1], t in [0, 1], u0 = -sin(pi x), u(+-1) = 0",
+            "network": "2-20-20-20-1 tanh, Glorot normal, zero biases, float32",
+            "points": {name: int(p.shape[0]) for name, p in points.items()},
+            "points_source": "DeepXDE TimePDE(num_domain=2540, num_boundary=80, num_initial=160), Hammersley, drawn once, "
+            "the same arrays on both sides",
+            "optimiser": f"Adam lr {LR}",
+            "steps": args.steps,
+            "block": args.block,
+            "reference": "jaxpde.pinns.burgers_reference(): ETDRK4, 2048 modes, dt 1e-4, float64; 257 x 101 grid",
+        },
+        "threads": thread_record(torch, THREADS, load_start),
+        "library_versions": versions(("torch", "deepxde", "jax", "jaxlib", "equinox", "optax")),
+        "parameters": {"jaxpde": jax_side.parameters, "deepxde": d.parameters},
+        "timing": timing,
+        "relative_l2_history": history,
+        "final": {"step": final["step"], "jaxpde_relative_l2": final["jaxpde_relative_l2"],
+                  "deepxde_relative_l2": final["deepxde_relative_l2"]},
+        "ratios": ratios,
+        "targets": {"step_time_ratio": "<= 0.3 (process CPU time, one thread per side)",
+                    "relative_l2": "jaxpde's <= DeepXDE's after the same number of Adam steps"},
+        "meets_targets": {
+            "step_time": bool(ratios["step_cpu_jaxpde_vs_deepxde"] <= 0.3),
+            "relative_l2": bool(final["jaxpde_relative_l2"] <= final["deepxde_relative_l2"]),
+        },
+        "evaluation_s": sum(eval_s),
+        "total_s": time.perf_counter() - started,
+        "notes": "Ratios are jaxpde / DeepXDE (below 1: jaxpde faster or more accurate). Per-step medians of process CPU "
+        "time (all threads of the process, one thread per side); both sides train in alternating blocks of the same "
+        "length through the same machine load (recorded). DeepXDE's per-step figure is its train loop as users run it "
+        "(point batch fetch, autograd residual, Adam, callbacks); jaxpde's is jaxpde.training.fit's (NaN guard, log "
+        "points included).",
+    }
+    results["summary"] = summary_rows(results)
+    record("pinn_vs_deepxde", results, write=not args.no_record)
+
+
+def summary_rows(results: dict) -> list[list[str]]:
+    """Rows for benchmarks/report.py: [work, jaxpde figure, compared with / target]."""
+    t, r, f = results["timing"], results["ratios"], results["final"]
+    threads, steps = results["threads"]["per_side"], results["work"]["steps"]
+    return [
+        [
+            f"PINN Burgers (DeepXDE's example: 3×20 tanh, 2780/80/160 points, Adam 1e-3), time per Adam step, {threads} thread",
+            f"{1e3 * t['jaxpde']['per_step_cpu_s_median']:.3g} ms",
+            f"DeepXDE (PyTorch) {1e3 * t['deepxde']['per_step_cpu_s_median']:.3g} ms (ratio {r['step_cpu_jaxpde_vs_deepxde']:.2f}, "
+            "target ≤ 0.3); process CPU time, medians, interleaved",
+        ],
+        [
+            f"PINN Burgers, relative L2 after {steps} Adam steps (same network, points, optimiser)",
+            f"{f['jaxpde_relative_l2']:.3g}",
+            f"DeepXDE {f['deepxde_relative_l2']:.3g} (target: no worse)",
+        ],
+    ]
+
+
+if __name__ == "__main__":
+    main()
