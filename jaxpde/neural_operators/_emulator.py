@@ -195,8 +195,16 @@ class Emulator(eqx.Module):
 
     # -- rollout --------------------------------------------------------------------------
 
-    def rollout(self, model: Callable, window: Float[ArrayLike, "h c *grid"], num_steps: int) -> Float[Array, "n c *grid"]:
-        """The next `num_steps` frames ``u_{n+1}, …, u_{n+num_steps}`` (a `jax.lax.scan`)."""
+    def rollout(
+        self, model: Callable, window: Float[ArrayLike, "h c *grid"], num_steps: int, *, unroll: int = 1
+    ) -> Float[Array, "n c *grid"]:
+        """The next `num_steps` frames ``u_{n+1}, …, u_{n+num_steps}`` (a `jax.lax.scan`).
+
+        `unroll` steps are compiled into each iteration of the scan's loop (`jax.lax.scan`'s
+        ``unroll``): the training losses unroll their few steps entirely, which measured 2–2.5×
+        faster for the gradient of a 4-step FNO rollout on CPU than a rolled loop; long
+        evaluation rollouts keep the default 1 (one compiled step).
+        """
         if not isinstance(num_steps, (int, np.integer)) or isinstance(num_steps, bool) or num_steps < 1:
             raise ValueError(f"Emulator.rollout: `num_steps` must be a positive integer, got {num_steps!r}.")
         window = jnp.asarray(window)
@@ -206,7 +214,7 @@ class Emulator(eqx.Module):
             frame = self.step(model, window)
             return jnp.concatenate([window[1:], frame[None]], axis=0), frame
 
-        _, frames = jax.lax.scan(advance, window, None, length=int(num_steps))
+        _, frames = jax.lax.scan(advance, window, None, length=int(num_steps), unroll=unroll)
         return frames
 
     # -- training -------------------------------------------------------------------------
@@ -245,7 +253,7 @@ class Emulator(eqx.Module):
                 f"{owner}: the batch must be (batch, history + unroll = {h + unroll}, channels, *grid), "
                 f"got shape {windows.shape}."
             )
-        predicted = jax.vmap(lambda w: self.rollout(model, w[:h], unroll))(windows)
+        predicted = jax.vmap(lambda w: self.rollout(model, w[:h], unroll, unroll=unroll))(windows)
         return predicted, jax.vmap(jax.vmap(measure))(predicted, windows[:, h:])
 
 
