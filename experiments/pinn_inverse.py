@@ -26,9 +26,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,38 +34,24 @@ import numpy as np
 from jaxpde.experiment import check_positive_integers, check_positive_numbers
 from jaxpde.pinns import InverseModel, Points, Positive, burgers_reference
 
+from .pinn_burgers import Config as BurgersConfig
 from .pinn_burgers import VISCOSITY, ErrorVsReference, Network, make_problem, plot, train
 
 
 @dataclass(frozen=True)
-class Config:
-    scale: Literal["cpu", "full"] = "cpu"
-    seed: int = 0
+class Config(BurgersConfig):
+    """`pinn_burgers`'s settings (network, points, stages) with fewer steps, and the data."""
+
+    adam_steps: int = 3000
+    lbfgs_steps: int = 1000
     num_observations: int = 1000
     noise: float = 0.01
     initial_viscosity: float = 0.01
-    width: int = 32
-    depth: int = 4
-    hard: bool = True
-    num_points: int = 2048
-    adam_steps: int = 3000
-    learning_rate: float = 1e-3
-    lbfgs_steps: int = 1000
-    lbfgs_points: int = 4096
-    lbfgs_memory: int = 50
-    log_every: int = 250
-    cache_dir: str = ""
-    progress: bool = True
-
-    RUN_INDEPENDENT_KEYS: ClassVar[tuple[str, ...]] = ("cache_dir", "log_every")
 
     def __post_init__(self):
-        check_positive_integers(self, "num_observations", "width", "depth", "num_points", "lbfgs_points",
-                                "lbfgs_memory", "log_every")
-        check_positive_integers(self, "adam_steps", "lbfgs_steps", minimum=0)
-        if self.adam_steps + self.lbfgs_steps == 0:
-            raise ValueError("`adam_steps` + `lbfgs_steps` must be positive (nothing would be trained), got 0 and 0.")
-        check_positive_numbers(self, "learning_rate", "initial_viscosity")
+        super().__post_init__()
+        check_positive_integers(self, "num_observations")
+        check_positive_numbers(self, "initial_viscosity")
         check_positive_numbers(self, "noise", allow_zero=True)
         if self.num_observations > 101 * 257:
             raise ValueError(f"`num_observations` must be at most the reference's 25957 grid points, got {self.num_observations}.")

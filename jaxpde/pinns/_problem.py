@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ._conditions import AbstractCondition, Neumann, Periodic, Robin, evaluate, periodic_sides, vmap_residual
+from ._conditions import AbstractCondition, Neumann, Robin, evaluate, periodic_sides, vmap_residual
 from ._domains import WHOLE, AbstractDomain, Points, SpaceTime, check_count
 
 __all__ = ["InverseModel", "Positive", "Problem"]

@@ -5,7 +5,6 @@ import json
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -21,6 +20,7 @@ def test_bad_config_is_refused_naming_the_key(setting):
         pi.Config(**{name: type(getattr(pi.Config, name))(value)})
 
 
+@pytest.mark.slow  # eager sampling: ~4 s of CPU
 def test_observations_are_distinct_grid_values_with_the_stated_noise():
     x, t = np.linspace(-1, 1, 9), np.linspace(0, 1, 5)
     u = np.sin(3 * x)[None] * np.cos(t)[:, None]

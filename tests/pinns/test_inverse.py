@@ -38,6 +38,7 @@ def test_the_catalogue_pde_sees_the_models_viscosity(x64):
         loss(InverseModel(exact, {"diffusivity": 0.1}))
 
 
+@pytest.mark.slow  # ~5 s of CPU (div_flux compiles slowly)
 def test_darcy_coefficient_as_a_second_network(x64):
     u = Exact(lambda x: jnp.sin(jnp.pi * x[0]) * x[1] ** 2)
     a = Exact(lambda x: 1.0 + x[0] * x[1])
@@ -49,6 +50,7 @@ def test_darcy_coefficient_as_a_second_network(x64):
     assert np.abs(direct).max() > 0.1
 
 
+@pytest.mark.slow  # ~8 s of CPU
 def test_a_joint_fit_recovers_a_coefficient_from_noisy_data():
     # -u'' = k u on [0, 1], u(0) = u(1) = 0, with u = sin(πx): k = π². 24 observations with 1 % noise and the residual
     # at 64 points; the network and log k (from k = 4) are trained together by Adam.

@@ -37,7 +37,12 @@ def test_burgers_matches_cole_hopf_early_times(tmp_path):
     # Odd initial data stay odd, so the periodic solve satisfies the Dirichlet condition u(±1) = 0.
     np.testing.assert_allclose(ref.u[:, [0, -1]], 0, atol=1e-10)
     np.testing.assert_allclose(ref.u, -ref.u[:, ::-1], atol=1e-10)
-    # Cached: a second call reads the file; a damaged file is recomputed (same numbers) with a warning.
+
+
+@pytest.mark.slow  # two solves: ~4 s of CPU
+def test_cache_reads_back_and_recomputes_a_damaged_file(tmp_path):
+    kwargs = dict(num_x=65, num_t=3, solve_points=256, steps_per_save=250, cache_dir=tmp_path)
+    ref = burgers_reference(**kwargs)
     (path,) = tmp_path.glob("reference-burgers-*.npz")
     np.testing.assert_array_equal(burgers_reference(**kwargs).u, ref.u)
     path.write_bytes(path.read_bytes()[:-100])
