@@ -8,7 +8,7 @@ conditions; its loss has named terms that `fit` logs::
     import jax, jax.numpy as jnp, optax
     from jaxpde import Grid
     from jaxpde.pdes import Burgers
-    from jaxpde.pinns import Dirichlet, Initial, Interval, Problem, SpaceTime, pinn_loss
+    from jaxpde.pinns import MLP, Dirichlet, Initial, Interval, Problem, SpaceTime, pinn_loss
     from jaxpde.training import fit
 
     problem = Problem(
@@ -18,6 +18,7 @@ conditions; its loss has named terms that `fit` logs::
         num_points=2540,
     )
     loss_fn, extra = pinn_loss(problem)
+    net = MLP(2, "scalar", 20, 3, key=jax.random.key(1))         # u(x, t)
     fit(net, optax.adam(1e-3), loss_fn, problem.sample, extra=extra, steps=10_000, key=jax.random.key(0))
 
 - **Problems** (`Problem`): ``sample``, ``sample_term``, ``residuals``, ``loss_terms``, ``u_fn``;
@@ -27,6 +28,11 @@ conditions; its loss has named terms that `fit` logs::
   for a positive one — or networks for coefficient fields), observations as the term ``"data"``.
 - **References** computed by jaxpde's own solvers and cached on disk: `allen_cahn_reference`,
   `burgers_reference`, `convection_reference` (each a `Reference` ``(x, t, u[t, x])``).
+- **Networks** (one point in, the solution out): `MLP`, `ModifiedMLP`, `PirateNet` (`AbstractNetwork`),
+  with `Dense` layers and `WeightFactorisation`; embeddings `PeriodicEmbedding` (exactly
+  periodic), `FourierFeatures`, combined by `Embeddings` (`AbstractEmbedding`); hard constraints
+  `DirichletConstraint` (through a distance `box_distance`, `ball_distance`) and
+  `InitialCondition`.
 - **Training methods**: loss weightings `FixedWeights`, `GradNormWeighting`, `NTKWeighting`
   (`AbstractWeighting`); causal weights `CausalWeighting`; collocation resampling
   `UniformResampling`, `RAR`, `R3` (`AbstractResampling`); `pinn_loss` (the loss in `fit`'s
@@ -36,9 +42,22 @@ conditions; its loss has named terms that `fit` logs::
 
 from ._causal import CausalWeighting
 from ._conditions import AbstractCondition, Dirichlet, Initial, Neumann, Periodic, Robin
+from ._constraints import DirichletConstraint, InitialCondition, ball_distance, box_distance
 from ._domains import AbstractDomain, Box, Disk, Interval, LShape, Points, Rectangle, SpaceTime
 from ._gauss_newton import GaussNewton
 from ._loss import pinn_loss, pinn_residual_vector
+from ._networks import (
+    AbstractEmbedding,
+    AbstractNetwork,
+    Dense,
+    Embeddings,
+    FourierFeatures,
+    MLP,
+    ModifiedMLP,
+    PeriodicEmbedding,
+    PirateNet,
+    WeightFactorisation,
+)
 from ._problem import InverseModel, Positive, Problem
 from ._references import Reference, allen_cahn_reference, burgers_reference, convection_reference
 from ._sampling import R3, RAR, AbstractResampling, UniformResampling
@@ -70,6 +89,21 @@ __all__ = [
     "allen_cahn_reference",
     "burgers_reference",
     "convection_reference",
+    # networks and hard constraints
+    "AbstractNetwork",
+    "MLP",
+    "ModifiedMLP",
+    "PirateNet",
+    "Dense",
+    "WeightFactorisation",
+    "AbstractEmbedding",
+    "PeriodicEmbedding",
+    "FourierFeatures",
+    "Embeddings",
+    "DirichletConstraint",
+    "InitialCondition",
+    "box_distance",
+    "ball_distance",
     # training methods
     "AbstractWeighting",
     "FixedWeights",
