@@ -39,8 +39,7 @@ import numpy as np
 
 from jaxpde.data import BurgersConfig, GaussianNormalizer, load_dataset, subsample
 from jaxpde.experiment import check_batch_size, check_positive_integers, check_positive_numbers
-from jaxpde.neural_operators import FNO
-from jaxpde.neural_operators._losses import operator_loss
+from jaxpde.neural_operators import FNO, operator_loss
 from jaxpde.training import ArrayLoader, fit
 from jaxpde_experiments.fno_darcy import optimiser, parameter_count, relative_errors
 

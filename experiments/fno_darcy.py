@@ -43,8 +43,7 @@ import optax
 
 from jaxpde.data import DarcyConfig, GaussianNormalizer, load_dataset, subsample
 from jaxpde.experiment import check_batch_size, check_positive_integers, check_positive_numbers
-from jaxpde.neural_operators import FNO
-from jaxpde.neural_operators._losses import operator_loss
+from jaxpde.neural_operators import FNO, operator_loss
 from jaxpde.training import ArrayLoader, fit
 
 PAPER_RELATIVE_L2 = 0.0108  # FNO-2D, Darcy, s = 85 (Li et al., ICLR 2021, Table 4)

@@ -14,22 +14,64 @@ Architectures (every model maps **one sample**, channels first, ``(c_in, *grid) 
   (Poli et al., NeurIPS 2022), exactly resolution invariant on band-limited inputs;
 - `FourierMultiplier`: a learned multiplier on the lowest Fourier modes, a pointwise MLP and a
   low-pass projection — the small surrogate of the tour.
+
+Training (any of the models above; losses in `fit`'s ``loss_fn(model, batch, key)`` form):
+
+- `operator_loss`, `relative_l2_loss`, `relative_h1_loss`: supervised operator learning;
+- `Emulator`, `SolverStep`, `trajectory_windows`: autoregressive emulators trained one-step,
+  unrolled or with a differentiable solver step in the loop, predicting the state or the increment;
+- `physics_informed_loss`, `semilinear_residual`: the PDE's residual of a rollout;
+- `PDERefiner`: a one-step emulator refined by K denoising steps (Lippe et al., NeurIPS 2023);
+- `breakeven`, `Breakeven`, `SolverSetting`, `evaluate_settings`, `match_solver`,
+  `breakeven_rollouts`, `seconds_per_call`, `fourier_resample`: the classical solver that matches
+  an emulator's error and the rollouts after which training and data are paid back.
 """
 
+from ._breakeven import (
+    Breakeven,
+    SolverSetting,
+    breakeven,
+    breakeven_rollouts,
+    evaluate_settings,
+    fourier_resample,
+    match_solver,
+    seconds_per_call,
+)
 from ._deeponet import DeepONet, query_grid
+from ._emulator import Emulator, SolverStep, trajectory_windows
 from ._fno import FNO, Pointwise
 from ._fourier_multiplier import FourierMultiplier
+from ._losses import operator_loss, relative_h1_loss, relative_l2_loss
+from ._physics_loss import physics_informed_loss, semilinear_residual
+from ._refiner import PDERefiner
 from ._spectral_conv import SpectralConv
 from ._spectral_model import TransformOnce
 from ._unet import UNet
 
 __all__ = [
+    "Breakeven",
     "DeepONet",
+    "Emulator",
     "FNO",
     "FourierMultiplier",
+    "PDERefiner",
     "Pointwise",
+    "SolverSetting",
+    "SolverStep",
     "SpectralConv",
     "TransformOnce",
     "UNet",
+    "breakeven",
+    "breakeven_rollouts",
+    "evaluate_settings",
+    "fourier_resample",
+    "match_solver",
+    "operator_loss",
+    "physics_informed_loss",
     "query_grid",
+    "relative_h1_loss",
+    "relative_l2_loss",
+    "semilinear_residual",
+    "seconds_per_call",
+    "trajectory_windows",
 ]
