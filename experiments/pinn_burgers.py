@@ -31,6 +31,7 @@ doubles the points. Writes ``results.json`` (final error, error vs wall clock),
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -63,7 +64,7 @@ class Config:
     num_points: int = 2048
     adam_steps: int = 5000
     learning_rate: float = 1e-3
-    lbfgs_steps: int = 1500
+    lbfgs_steps: int = 400
     lbfgs_points: int = 4096
     lbfgs_memory: int = 50
     log_every: int = 250
@@ -139,6 +140,20 @@ class ErrorVsReference:
         return {"rel_l2": self.reference.relative_l2(self.predict(point.model))}
 
 
+def history(stage_dir: Path) -> list[dict]:
+    """The metric records of a stage (``metrics.jsonl``), oldest first."""
+    path = stage_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _stage_identity(identity: dict, stage: str) -> dict:
+    """What a stage's checkpoints are checked against: the Adam stage does not depend on the L-BFGS keys,
+    so a run whose L-BFGS stage changes still resumes its finished Adam stage."""
+    if stage == "adam":
+        identity = {k: v for k, v in identity.items() if not k.startswith("lbfgs_")}
+    return {**identity, "stage": stage}
+
+
 def train(problem: Problem, model, config: Config, out_dir: Path, key, callback: ErrorVsReference, identity: dict):
     """The two stages; returns the model, the curve ``[(wall_s, step, rel_l2)]`` and the stage timings."""
     k_adam, k_lbfgs, k_points = jax.random.split(key, 3)
@@ -159,10 +174,11 @@ def train(problem: Problem, model, config: Config, out_dir: Path, key, callback:
         result = fit(model, optimiser, loss_fn, data, steps=steps, key=stage_key, extra=extra,
                      out_dir=out_dir / name, checkpoint_every=max(steps // 4, 1),
                      log_every=min(config.log_every, steps), progress=config.progress, callbacks=(callback,),
-                     run_config={**identity, "stage": name})
+                     run_config=_stage_identity(identity, name))
         seconds[name] = time.perf_counter() - begin
         resumed[name] = result.resumed_from
-        for record in result.history:
+        # From the stage's metrics.jsonl rather than result.history: a resumed run has them all.
+        for record in history(out_dir / name):
             if "rel_l2" in record:
                 curve.append((start_s + float(record.get("wall_s", 0.0)), f"{name} {record['step']}", record["rel_l2"]))
         start_s += seconds[name]
