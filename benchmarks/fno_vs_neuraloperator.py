@@ -237,10 +237,7 @@ class JaxSide(Side):
 
 
 def jaxpde_side(data) -> JaxSide:
-    try:
-        from jaxpde.neural_operators import FNO
-    except ImportError:  # before the package exports it
-        from jaxpde.neural_operators._fno import FNO
+    from jaxpde.neural_operators import FNO
 
     model = FNO(1, 1, modes=(MODES, MODES), width=WIDTH, depth=DEPTH, key=jax.random.key(0))
     description = "jaxpde.neural_operators.FNO(1, 1, modes=(12, 12), width=32, depth=4) (coordinates='nodes', projection 128)"

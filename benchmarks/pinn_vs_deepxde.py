@@ -164,14 +164,7 @@ class JaxpdeSide:
         from jaxpde import Grid
         from jaxpde.pdes import Burgers
 
-        try:
-            from jaxpde.pinns import MLP, Dirichlet, Initial, Interval, Points, Problem, SpaceTime, pinn_loss
-        except ImportError:  # before jaxpde.pinns exports them
-            from jaxpde.pinns._conditions import Dirichlet, Initial
-            from jaxpde.pinns._domains import Interval, Points, SpaceTime
-            from jaxpde.pinns._loss import pinn_loss
-            from jaxpde.pinns._networks import MLP
-            from jaxpde.pinns._problem import Problem
+        from jaxpde.pinns import MLP, Dirichlet, Initial, Interval, Points, Problem, SpaceTime, pinn_loss
 
         pde = Burgers(Grid(256, lengths=2.0, origin=-1.0), viscosity=VISCOSITY)
         self.problem = Problem(
