@@ -57,8 +57,10 @@ def _one_point_batch_and_gradients(net, x, t):
     return net(x[2], t[2]), jax.vmap(net)(x, t), eqx.filter_grad(loss)(net), derivatives
 
 
-@pytest.mark.parametrize("name, out", [*((name, "scalar") for name in NETWORKS),
-                                       pytest.param("pirate", 3, marks=pytest.mark.slow)])
+# default: the two that exercise every piece (embeddings, factorisation, gates); the rest -m slow
+@pytest.mark.parametrize("name, out", [("mlp_rwf_fourier", "scalar"), ("pirate", "scalar"),
+                                       *(pytest.param(name, out, marks=pytest.mark.slow)
+                                         for name, out in (("mlp", "scalar"), ("modified_mlp", "scalar"), ("pirate", 3)))])
 def test_networks_map_one_point_and_batch_under_jit_vmap_grad(name, out):
     net = _network(name, out)
     x, t = jnp.linspace(-1, 1, 5)[:, None], jnp.linspace(0, 1, 5)
@@ -156,6 +158,7 @@ def test_weight_factorisation_changes_the_training_not_the_initial_function():
     assert float(jnp.abs(_batch(step(a), x, t) - _batch(step(b), x, t)).max()) > 1e-4
 
 
+@pytest.mark.slow  # three more parameter compiles
 def test_glorot_normal_has_deepxde_variance_and_zero_bias():
     layer = Dense(200, 300, init="glorot_normal", key=KEY)
     assert float(jnp.abs(layer.bias).max()) == 0.0
