@@ -17,6 +17,7 @@ from jaxpde.neural_operators._breakeven import (
     breakeven_rollouts,
     evaluate_settings,
     fourier_resample,
+    training_seconds,
 )
 
 
@@ -74,3 +75,12 @@ def test_heat_settings_are_scored_against_the_exact_solution_and_timed():
     assert all(s.seconds > 0 for s in out)
     with pytest.raises(ValueError, match="divide"):
         evaluate_settings(make, initial, reference, interval, [(32, 0.3)], error)
+
+
+def test_training_seconds_adds_the_time_logged_before_a_resume(tmp_path):
+    from types import SimpleNamespace
+
+    lines = [{"step": 50, "wall_s": 10.0}, {"step": 100, "wall_s": 21.0}, {"step": 150, "wall_s": 2.0}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert training_seconds(tmp_path, SimpleNamespace(resumed_from=100), 5.0) == 26.0
+    assert training_seconds(tmp_path, SimpleNamespace(resumed_from=None), 5.0) == 5.0
