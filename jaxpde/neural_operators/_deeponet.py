@@ -28,14 +28,9 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._fno import activation_function
+from ._spectral_conv import positive_int
 
 __all__ = ["DeepONet", "query_grid"]
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"DeepONet: `{name}` must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 class DeepONet(eqx.Module):
@@ -88,16 +83,15 @@ class DeepONet(eqx.Module):
         activation: str = "tanh",
         key: PRNGKeyArray,
     ):
-        self.sensors = _positive_int(sensors, "sensors")
-        self.coordinate_dim = _positive_int(coordinate_dim, "coordinate_dim")
-        latent = _positive_int(latent, "latent")
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.out_channels = _positive_int(out_channels, "out_channels")
+        self.sensors = positive_int(sensors, "sensors", "DeepONet")
+        self.coordinate_dim = positive_int(coordinate_dim, "coordinate_dim", "DeepONet")
+        latent = positive_int(latent, "latent", "DeepONet")
+        self.in_channels = positive_int(in_channels, "in_channels", "DeepONet")
+        self.out_channels = positive_int(out_channels, "out_channels", "DeepONet")
         for name, value in (("branch_width", branch_width), ("trunk_width", trunk_width)):
-            _positive_int(value, name)
+            positive_int(value, name, "DeepONet")
         for name, value in (("branch_depth", branch_depth), ("trunk_depth", trunk_depth)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"DeepONet: `{name}` must be a non-negative integer (hidden layers), got {value!r}.")
+            positive_int(value, name, "DeepONet", minimum=0)
         if latent % self.out_channels:
             raise ValueError(
                 f"DeepONet: `latent` must be a multiple of `out_channels`={self.out_channels} (one group of products "

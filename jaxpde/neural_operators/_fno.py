@@ -38,10 +38,9 @@ from typing import Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._spectral_conv import SpectralConv, as_modes, check_grid
+from ._spectral_conv import SpectralConv, as_modes, check_grid, positive_int
 
 __all__ = ["FNO", "Pointwise", "grid_coordinates", "activation_function"]
 
@@ -60,12 +59,6 @@ def activation_function(name: str, owner: str) -> Callable:
     if name not in _ACTIVATIONS:
         raise ValueError(f"{owner}: `activation` must be one of {tuple(_ACTIVATIONS)}, got {name!r}.")
     return _ACTIVATIONS[name]
-
-
-def _positive_int(value, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{owner}: `{name}` must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 def grid_coordinates(shape: tuple[int, ...], kind: Literal["nodes", "periodic"], dtype) -> Float[Array, "d *grid"]:
@@ -152,11 +145,11 @@ class FNO(eqx.Module):
         rank: int = 8,
     ):
         owner = "FNO"
-        self.in_channels = _positive_int(in_channels, "in_channels", owner)
-        self.out_channels = _positive_int(out_channels, "out_channels", owner)
-        width = _positive_int(width, "width", owner)
-        depth = _positive_int(depth, "depth", owner)
-        projection_width = 4 * width if projection_width is None else _positive_int(projection_width, "projection_width", owner)
+        self.in_channels = positive_int(in_channels, "in_channels", owner)
+        self.out_channels = positive_int(out_channels, "out_channels", owner)
+        width = positive_int(width, "width", owner)
+        depth = positive_int(depth, "depth", owner)
+        projection_width = 4 * width if projection_width is None else positive_int(projection_width, "projection_width", owner)
         self.modes = as_modes(modes, owner)
         activation_function(activation, owner)
         self.activation = activation

@@ -53,9 +53,11 @@ __all__ = ["SpectralConv", "retained_shape", "truncate", "untruncate"]
 _LETTERS = "abcdefgh"  # einsum letters of the spatial axes (at most 3 used)
 
 
-def _positive_int(value, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{owner}: `{name}` must be a positive integer, got {value!r}.")
+def positive_int(value, name: str, owner: str, minimum: int = 1) -> int:
+    """`value` as an int ``>= minimum``, or an error naming `owner` and the argument `name`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{owner}: `{name}` must be {expected}, got {value!r}.")
     return int(value)
 
 
@@ -68,7 +70,7 @@ def as_modes(modes, owner: str) -> tuple[int, ...]:
             f"{owner}: `modes` must be a positive int (1-D) or a tuple of 1 to 3 positive ints (one per spatial "
             f"axis), got {modes!r}."
         )
-    return tuple(_positive_int(m, "modes", owner) for m in modes)
+    return tuple(positive_int(m, "modes", owner) for m in modes)
 
 
 def retained_shape(modes: tuple[int, ...]) -> tuple[int, ...]:
@@ -157,8 +159,8 @@ class SpectralConv(eqx.Module):
         key: PRNGKeyArray,
     ):
         owner = "SpectralConv"
-        self.in_channels = _positive_int(in_channels, "in_channels", owner)
-        self.out_channels = _positive_int(out_channels, "out_channels", owner)
+        self.in_channels = positive_int(in_channels, "in_channels", owner)
+        self.out_channels = positive_int(out_channels, "out_channels", owner)
         self.modes = as_modes(modes, owner)
         if factorization not in (None, "cp", "tucker"):
             raise ValueError(f"{owner}: `factorization` must be None, 'cp' or 'tucker', got {factorization!r}.")
@@ -168,7 +170,7 @@ class SpectralConv(eqx.Module):
         if factorization is None:
             self.weight = std * jax.random.normal(key, (*dims, 2))
             return
-        rank = _positive_int(rank, "rank", owner)
+        rank = positive_int(rank, "rank", owner)
         keys = jax.random.split(key, len(dims) + 1)
         n = len(dims)
         if factorization == "cp":

@@ -40,15 +40,9 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._fno import Pointwise, activation_function
-from ._spectral_conv import as_modes, check_grid, retained_shape, truncate, untruncate
+from ._spectral_conv import as_modes, check_grid, positive_int, retained_shape, truncate, untruncate
 
 __all__ = ["TransformOnce"]
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"TransformOnce: `{name}` must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 class TransformOnce(eqx.Module):
@@ -88,10 +82,10 @@ class TransformOnce(eqx.Module):
         activation: str = "gelu",
         key: PRNGKeyArray,
     ):
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.out_channels = _positive_int(out_channels, "out_channels")
-        width = _positive_int(width, "width")
-        depth = _positive_int(depth, "depth")
+        self.in_channels = positive_int(in_channels, "in_channels", "TransformOnce")
+        self.out_channels = positive_int(out_channels, "out_channels", "TransformOnce")
+        width = positive_int(width, "width", "TransformOnce")
+        depth = positive_int(depth, "depth", "TransformOnce")
         self.modes = as_modes(modes, "TransformOnce")
         activation_function(activation, "TransformOnce")
         self.activation = activation

@@ -27,20 +27,14 @@ from typing import Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._fno import activation_function
+from ._spectral_conv import positive_int
 
 __all__ = ["UNet"]
 
 _PADDING = {"periodic": "CIRCULAR", "zero": "ZEROS"}
-
-
-def _positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"UNet: `{name}` must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 class _Block(eqx.Module):
@@ -113,13 +107,13 @@ class UNet(eqx.Module):
         activation: str = "gelu",
         key: PRNGKeyArray,
     ):
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        out_channels = _positive_int(out_channels, "out_channels")
+        self.in_channels = positive_int(in_channels, "in_channels", "UNet")
+        out_channels = positive_int(out_channels, "out_channels", "UNet")
         if ndim not in (1, 2) or isinstance(ndim, bool):
             raise ValueError(f"UNet: `ndim` must be 1 or 2, got {ndim!r}.")
         self.ndim = int(ndim)
-        width = _positive_int(width, "width")
-        levels = _positive_int(levels, "levels", minimum=0)
+        width = positive_int(width, "width", "UNet")
+        levels = positive_int(levels, "levels", "UNet", minimum=0)
         if padding not in _PADDING:
             raise ValueError(f"UNet: `padding` must be one of {tuple(_PADDING)}, got {padding!r}.")
         self.padding = padding

@@ -14,18 +14,28 @@ from jaxpde.neural_operators._deeponet import DeepONet, query_grid
 from jaxpde.training import fit
 
 
+def mlp(network, v, final_activation):
+    """An equinox MLP evaluated in numpy from its weights (tanh hidden activations)."""
+    for i, layer in enumerate(network.layers):
+        v = np.asarray(layer.weight) @ v + np.asarray(layer.bias)
+        if i < len(network.layers) - 1 or final_activation:
+            v = np.tanh(v)
+    return v
+
+
 def test_output_is_the_sum_of_products_at_arbitrary_points():
     model = DeepONet(12, 2, latent=6, branch_width=8, trunk_width=8, in_channels=2, out_channels=3, key=jax.random.key(0))
     model = eqx.tree_at(lambda m: m.bias, model, jnp.array([0.1, -0.2, 0.3]))
-    u = jax.random.normal(jax.random.key(1), (2, 3, 4))  # 12 sensors per channel, laid out 3 x 4
-    y = jax.random.uniform(jax.random.key(2), (5, 2))    # anywhere, on no grid
-    out = model(u, y)
+    u = np.asarray(jax.random.normal(jax.random.key(1), (2, 3, 4)))  # 12 sensors per channel, laid out 3 x 4
+    y = np.asarray(jax.random.uniform(jax.random.key(2), (5, 2)))    # anywhere, on no grid
+    apply = eqx.filter_jit(model)
+    out = np.asarray(apply(u, y))
     assert out.shape == (3, 5)
-    b = np.asarray(model.branch(u.reshape(-1))).reshape(3, 2)
-    t = np.stack([np.asarray(model.trunk(point)) for point in y]).reshape(5, 3, 2)
-    np.testing.assert_allclose(np.asarray(out), np.einsum("oq,noq->on", b, t) + [[0.1], [-0.2], [0.3]], rtol=1e-5, atol=1e-6)
-    one_by_one = np.concatenate([np.asarray(model(u, y[i : i + 1])) for i in range(5)], axis=1)
-    np.testing.assert_allclose(np.asarray(out), one_by_one, rtol=1e-5, atol=1e-6)
+    b = mlp(model.branch, u.reshape(-1), final_activation=False).reshape(3, 2)
+    t = np.stack([mlp(model.trunk, point, final_activation=True) for point in y]).reshape(5, 3, 2)
+    np.testing.assert_allclose(out, np.einsum("oq,noq->on", b, t) + [[0.1], [-0.2], [0.3]], rtol=1e-5, atol=1e-6)
+    one_by_one = np.concatenate([np.asarray(apply(u, y[i : i + 1])) for i in range(5)], axis=1)
+    np.testing.assert_allclose(out, one_by_one, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(query_grid((2, 3))), [[0, 0], [0, 1 / 3], [0, 2 / 3], [0.5, 0], [0.5, 1 / 3],
                                                                   [0.5, 2 / 3]], atol=1e-7)
 

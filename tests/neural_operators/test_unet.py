@@ -6,21 +6,20 @@ included."""
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from jaxpde.neural_operators._unet import UNet
 
 
 def test_periodic_unet_commutes_with_shifts_and_the_zero_padded_one_sees_the_boundary():
-    a = jax.random.normal(jax.random.key(1), (2, 16, 8))
+    a = jax.random.normal(jax.random.key(1), (2, 8, 6))
     gaps = {}
     for padding in ("periodic", "zero"):
-        model = eqx.filter_jit(UNet(2, 3, 2, width=4, levels=2, padding=padding, key=jax.random.key(0)))
+        model = eqx.filter_jit(UNet(2, 3, 2, width=2, levels=1, padding=padding, key=jax.random.key(0)))
         out = model(a)
-        assert out.shape == (3, 16, 8)
-        shifted = model(jnp.roll(a, (4, -4), axis=(1, 2)))
-        gaps[padding] = float(jnp.max(jnp.abs(shifted - jnp.roll(out, (4, -4), axis=(1, 2)))) / jnp.max(jnp.abs(out)))
+        assert out.shape == (3, 8, 6)
+        shifted = model(jnp.roll(a, (2, -4), axis=(1, 2)))
+        gaps[padding] = float(jnp.max(jnp.abs(shifted - jnp.roll(out, (2, -4), axis=(1, 2)))) / jnp.max(jnp.abs(out)))
     assert gaps["periodic"] < 1e-5 and gaps["zero"] > 1e-2, gaps
     one_d = eqx.filter_eval_shape(lambda x: UNet(1, 1, 1, width=4, levels=3, key=jax.random.key(0))(x),
                                   jax.ShapeDtypeStruct((1, 24), jnp.float32))
