@@ -1,5 +1,5 @@
-"""pinn-poisson-gn: bad configs refused before any work; the manufactured solution zeroes the
-problem's residuals; (slow) a tiny Gauss–Newton run end to end; all three optimisers at a small
+"""pinn-poisson-gn: bad configs refused before any work; (slow) the manufactured solution zeroes the
+problem's residuals; a tiny Gauss–Newton run end to end; all three optimisers at a small
 size, Gauss–Newton far ahead of Adam, and the run resumes from its checkpoints."""
 
 import json
@@ -18,6 +18,7 @@ def test_bad_config_is_refused(tmp_path, setting):
     assert cli.main(["run", "pinn_poisson_gn", "--out", str(tmp_path / "x"), "--set", setting]) == 2
 
 
+@pytest.mark.slow  # ~1.3 s of CPU (sampling and residual compiles)
 def test_the_manufactured_solution_zeroes_every_residual(x64):
     config = pg.Config(num_points=16, boundary_points=8)
     problem = pg.make_problem(config)

@@ -18,18 +18,23 @@ def test_causal_weights_and_loss_match_the_formula(x64):
     losses = np.array([np.mean(r[chunk == i] ** 2) for i in range(m)])
     weights = np.array([np.exp(-eps * losses[:i].sum()) for i in range(m)])
     causal = CausalWeighting(eps, m, t_span=(0.0, 2.0))
-    np.testing.assert_allclose(causal.chunk_losses(jnp.asarray(r), jnp.asarray(t)), losses, rtol=1e-12)
-    loss, w = causal.loss(jnp.asarray(r), jnp.asarray(t))
+
+    @jax.jit
+    def everything(r, t):  # one compile
+        chunk_losses = causal.chunk_losses(r, t)
+        loss, w = causal.loss(r, t)
+        grad = jax.grad(lambda r: causal.loss(r, t)[0])(r)
+        # without t_span the span of the points' times is used; a vector residual averages its components
+        return chunk_losses, loss, w, grad, CausalWeighting(eps, m).chunk_losses(jnp.stack([r, r], axis=1), t)
+
+    chunk_losses, loss, w, grad, span = everything(jnp.asarray(r), jnp.asarray(t))
+    np.testing.assert_allclose(chunk_losses, losses, rtol=1e-12)
     np.testing.assert_allclose(w, weights, rtol=1e-12)
     assert w[0] == 1.0 and np.all(np.diff(w) < 0)
     assert float(loss) == pytest.approx(np.mean(weights * losses), rel=1e-12)
     # d loss / d r_p = w_chunk(p) · 2 r_p / (M n_chunk(p)): the weights are not differentiated
-    grad = jax.jit(jax.grad(lambda r: causal.loss(r, jnp.asarray(t))[0]))(jnp.asarray(r))
     counts = np.bincount(chunk, minlength=m)
     np.testing.assert_allclose(grad, weights[chunk] * 2 * r / (m * counts[chunk]), rtol=1e-10)
-    # without t_span the span of the points' times is used; a vector residual averages its components
-    r2 = np.stack([r, r], axis=1)
-    span = CausalWeighting(eps, m).chunk_losses(jnp.asarray(r2), jnp.asarray(t))
     chunk = np.clip(np.floor((t - t.min()) / (t.max() - t.min()) * m), 0, m - 1).astype(int)
     np.testing.assert_allclose(span, [np.mean(r[chunk == i] ** 2) for i in range(m)], rtol=1e-12)
 

@@ -26,7 +26,7 @@ def _no_extra_loss(residual_fn):
     return loss_fn
 
 
-def test_linear_least_squares_in_one_step_and_a_nonlinear_fit_to_its_minimum(x64):
+def test_linear_least_squares_in_one_step(x64):
     rng = np.random.default_rng(0)
     a = jnp.asarray(rng.normal(size=(40, 8)) @ np.diag(np.logspace(0, 2, 8)))  # condition number ~ 100
     b = jnp.asarray(rng.normal(size=40))
@@ -43,6 +43,9 @@ def test_linear_least_squares_in_one_step_and_a_nonlinear_fit_to_its_minimum(x64
     assert float(out.loss) == pytest.approx(float(jnp.sum(b**2)), rel=1e-14)  # the loss of the model given
     assert float(out.opt_state["step_size"]) == 1.0 and 0 < int(out.opt_state["cg_steps"]) <= 64
 
+
+@pytest.mark.slow  # a fit compile: ~4 s of CPU
+def test_a_nonlinear_least_squares_fit_reaches_its_minimum_under_fit(x64):
     # nonlinear: y = p0 exp(p1 x) + p2 from exact data, through fit, from a distant start
     x = jnp.linspace(0, 1, 30)
     p_true = jnp.array([2.0, -1.5, 0.5])

@@ -22,7 +22,7 @@ def test_loss_is_the_weighted_sum_and_the_residual_vector_its_square_root(x64):
     model = MLP(jax.random.key(0), width=8)
     weighting = FixedWeights({"boundary/left": 10.0, "boundary/right": 3.0})
     loss_fn, extra = pinn_loss(problem, weighting, model=model, key=jax.random.key(1))
-    batch = problem.sample(jax.random.key(2))
+    batch = jax.jit(problem.sample)(jax.random.key(2))
     residual_fn = pinn_residual_vector(problem, weighting)
 
     @eqx.filter_jit
@@ -37,6 +37,9 @@ def test_loss_is_the_weighted_sum_and_the_residual_vector_its_square_root(x64):
     assert float(jnp.sum(rho**2)) == pytest.approx(float(loss), rel=1e-12)
     assert int(new["step"]) == 1
 
+
+@pytest.mark.slow  # three compiles of a time-dependent residual: ~5 s of CPU
+def test_causal_loss_and_its_residual_vector(x64):
     # causal weights: the residual vector carries sqrt(w_k / (M n_k)) per point of chunk k
     decay = Decay(n=40)
     net = MLP(jax.random.key(4), width=8, with_time=True)
@@ -53,9 +56,20 @@ def test_loss_is_the_weighted_sum_and_the_residual_vector_its_square_root(x64):
     assert float(jnp.sum(rho**2)) == pytest.approx(float(loss), rel=1e-12)
 
 
-@pytest.mark.slow  # three fits compiled, checkpoints written: ~20 s of CPU
-def test_pinn_run_with_adaptive_weights_and_resampled_points_resumes_exactly(tmp_path):
-    problem = Poisson1D(n=16)
+def _library_poisson():
+    from jaxpde import autodiff as ad
+    from jaxpde.pinns import Dirichlet, Interval, Problem
+
+    def residual(u_fn, x, t, params):
+        return -ad.laplacian(u_fn)(x) - jnp.pi**2 * jnp.sin(jnp.pi * x[0])
+
+    return Problem(residual, Interval(0.0, 1.0), (Dirichlet(0.0, on=("left", "right"), n=2),), num_points=16)
+
+
+@pytest.mark.slow  # three fits compiled, checkpoints written: ~20 s of CPU each
+@pytest.mark.parametrize("make_problem", [lambda: Poisson1D(n=16), _library_poisson], ids=["toy", "jaxpde.pinns.Problem"])
+def test_pinn_run_with_adaptive_weights_and_resampled_points_resumes_exactly(tmp_path, make_problem):
+    problem = make_problem()
     model = MLP(jax.random.key(0), width=8)
     sampling = R3(16)
     weighting = GradNormWeighting(update_every=2)

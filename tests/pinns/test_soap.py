@@ -11,6 +11,7 @@ import pytest
 from jaxpde.pinns._soap import soap
 
 
+@pytest.mark.slow  # ~1.3 s of CPU (the default suite keeps the quadratic)
 def test_first_update_is_the_polar_factor_of_the_gradient(x64):
     rng = np.random.default_rng(0)
     g = rng.normal(size=(5, 5))
