@@ -18,6 +18,12 @@ Unlike the FNO, the branch is tied to its sensors: a finer input must be sampled
 128 sensors, latent 128, branch and trunk 128 wide, 4000 Adam steps of batch 20; ``--set
 scale=full`` uses 1000 / 200 pairs and 10× the steps (not run on this machine). Checkpoints under
 ``OUT/deeponet``: ``jaxpde resume OUT`` continues exactly.
+
+Recorded (CPU budget, `experiments/results/deeponet_burgers.json`, 2 shared cores at load
+25–28): test relative L2 **0.0090** on the 128-point sensor grid and **0.0090** on the 1024-point
+grid, 100 225 parameters; training 164 s (0.04 s/step), 32 s of CPU for the run (data cached
+by fno-burgers: the same dataset), 5.5 min wall at that load; 7.5× the error of the FNO-1D of
+fno-burgers (0.0012).
 """
 
 from __future__ import annotations

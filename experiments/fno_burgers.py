@@ -22,6 +22,11 @@ the 1024 points; the paper trains at each s it reports), the model (width 32 ins
 the training (2000 Adam steps, batch 20, learning rate halved every 400). The figure it reaches
 is this budget's, not the paper's. Checkpoints under ``OUT/fno``: ``jaxpde resume OUT``
 continues exactly.
+
+Recorded (CPU budget, `experiments/results/fno_burgers.json`, 2 shared cores at load 20–24):
+test relative L2 **0.0012** at s = 256 and **0.0012** zero-shot at s = 1024 (the Fourier
+interpolation of the s = 256 prediction: 0.0012), 139 745 parameters; data 139 s, training
+387 s (0.19 s/step), 162 s of CPU for the whole run, 11 min wall at that load.
 """
 
 from __future__ import annotations
