@@ -28,9 +28,9 @@ The figure it reaches is this budget's, not the paper's. Checkpoints under ``OUT
 Recorded (CPU budget, `experiments/results/fno_darcy.json`, 2 shared cores at load 12–24): test
 relative L2 **0.0295** at 43² and **0.0417** zero-shot at 85² (train 0.0208; paper 0.0108 at 85²
 on its budget), 248 065 parameters; 515 s of CPU for the run (451 user + 64 system; the data came
-from the cache, a fresh 85² generation of 500 samples took ~20 s of CPU per 80 measured earlier),
-1.9 s per step and 50 min wall at that load — the machine's load, not the budget: the CPU time
-is what a quiet 2-core machine needs, about 8.6 single-core minutes.
+from the cache — generating them costs ~0.25 s of CPU per 85² sample, measured), 1.9 s per step
+and 50 min wall at that load, which is the shared machine's (the process got 17% of a core on
+average); the CPU time, 8.6 single-core minutes, is the budget's cost.
 """
 
 from __future__ import annotations
