@@ -66,7 +66,7 @@ def _library_poisson():
     return Problem(residual, Interval(0.0, 1.0), (Dirichlet(0.0, on=("left", "right"), n=2),), num_points=16)
 
 
-@pytest.mark.slow  # three fits compiled, checkpoints written: ~20 s of CPU each
+@pytest.mark.slow  # three fits compiled, checkpoints written: 66-89 s wall at load 20 (~25-30 s of CPU) each
 @pytest.mark.parametrize("make_problem", [lambda: Poisson1D(n=16), _library_poisson], ids=["toy", "jaxpde.pinns.Problem"])
 def test_pinn_run_with_adaptive_weights_and_resampled_points_resumes_exactly(tmp_path, make_problem):
     problem = make_problem()
