@@ -35,7 +35,9 @@ conditions; its loss has named terms that `fit` logs::
   `InitialCondition`.
 - **Training methods**: loss weightings `FixedWeights`, `GradNormWeighting`, `NTKWeighting`
   (`AbstractWeighting`); causal weights `CausalWeighting`; collocation resampling
-  `UniformResampling`, `RAR`, `R3` (`AbstractResampling`); `pinn_loss` (the loss in `fit`'s
+  `UniformResampling`, `RAR`, `R3` (`AbstractResampling`); time marching `march` (successive
+  time windows, each from the last one's solution) giving a piecewise `Marched` model over
+  `window_edges`; `pinn_loss` (the loss in `fit`'s
   form) and `pinn_residual_vector`; optimisers `soap` (an optax transform) and `GaussNewton`
   (a matrix-free Gauss–Newton / energy natural gradient `AbstractTrainStep` on lineax CG).
 """
@@ -46,6 +48,7 @@ from ._constraints import DirichletConstraint, InitialCondition, ball_distance, 
 from ._domains import AbstractDomain, Box, Disk, Interval, LShape, Points, Rectangle, SpaceTime
 from ._gauss_newton import GaussNewton
 from ._loss import pinn_loss, pinn_residual_vector
+from ._marching import Marched, march, window_edges
 from ._networks import (
     AbstractEmbedding,
     AbstractNetwork,
@@ -114,6 +117,9 @@ __all__ = [
     "UniformResampling",
     "RAR",
     "R3",
+    "march",
+    "Marched",
+    "window_edges",
     "pinn_loss",
     "pinn_residual_vector",
     "soap",
