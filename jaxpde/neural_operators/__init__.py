@@ -13,7 +13,7 @@ Architectures (every model maps **one sample**, channels first, ``(c_in, *grid) 
 - `TransformOnce`: one FFT in, residual layers on the truncated spectrum, one inverse FFT out
   (Poli et al., NeurIPS 2022), exactly resolution invariant on band-limited inputs;
 - `FourierMultiplier`: a learned multiplier on the lowest Fourier modes, a pointwise MLP and a
-  low-pass projection — the small surrogate of the tour.
+  low-pass projection, on bare 1-D fields (no channel axis) — the smallest baseline.
 
 Training (any of the models above; losses in `fit`'s ``loss_fn(model, batch, key)`` form):
 
