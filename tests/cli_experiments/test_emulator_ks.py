@@ -30,7 +30,7 @@ def test_the_emulators_share_the_backbone_and_keep_the_frame_shape():
 
 
 @pytest.mark.parametrize(
-    "setting", ["modes=40", "subsample=3", "batch_size=999", "unroll=100", "min_noise_std=1.0", "models=one_step,foo",
+    "setting", ["modes=80", "subsample=3", "batch_size=999", "unroll=100", "min_noise_std=1.0", "models=one_step,foo",
                 "interval=0.25", "breakeven_frames=400", "test_time=20.0"]
 )
 def test_bad_config_is_refused(tmp_path, setting):
