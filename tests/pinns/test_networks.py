@@ -44,7 +44,7 @@ NETWORKS = {
     "mlp_rwf_fourier": lambda out, k: MLP(2, out, 8, 2, embedding=_embedding(k), factorisation=WeightFactorisation(),
                                           key=k),
     "modified_mlp": lambda out, k: ModifiedMLP(2, out, 8, 2, embedding=_embedding(k), key=k),
-    "pirate": lambda out, k: PirateNet(2, out, 8, 2, embedding=_embedding(k), factorisation=WeightFactorisation(),
+    "pirate": lambda out, k: PirateNet(2, out, 8, 1, embedding=_embedding(k), factorisation=WeightFactorisation(),
                                        key=k),
 }
 
@@ -142,8 +142,8 @@ def test_weight_factorisation_reproduces_the_plain_layer_at_initialisation():
     assert not np.allclose(factorised.weight, plain.weight)  # V = diag(e^-s) W: different parameters
     # a whole network with the same key: the same function at initialisation
     x, t = jnp.linspace(-1, 1, 7)[:, None], jnp.linspace(0, 1, 7)
-    a = ModifiedMLP(2, 2, 8, 2, key=key)
-    b = ModifiedMLP(2, 2, 8, 2, factorisation=WeightFactorisation(), key=key)
+    a = MLP(2, 2, 8, 1, key=key)
+    b = MLP(2, 2, 8, 1, factorisation=WeightFactorisation(), key=key)
     np.testing.assert_allclose(_batch(b, x, t), _batch(a, x, t), rtol=1e-5, atol=1e-6)
 
 
