@@ -32,6 +32,7 @@ import dataclasses
 import importlib
 import importlib.util
 import json
+import math
 import os
 import sys
 import time
@@ -191,7 +192,7 @@ def run_experiment(name: str, config, out_dir: Path, record: bool = False) -> di
             results = module.run(config, out_dir)
             results = {k: v for k, v in results.items() if not k.startswith("_")}
             results = {**results, "wall_s": time.perf_counter() - started}
-            (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=_jsonable) + "\n")
+            (out_dir / "results.json").write_text(_strict_json(results))
     except (RunLockedError, RunMismatchError) as error:
         raise UsageError(str(error)) from None
     if record:
@@ -205,7 +206,7 @@ def run_experiment(name: str, config, out_dir: Path, record: bool = False) -> di
         if "summary" in results:
             recorded["summary"] = [*results["summary"], [f"{name}: whole run", f"{results['wall_s']:.0f} s", "—"]]
         results_dir.mkdir(exist_ok=True)
-        (results_dir / f"{name}.json").write_text(json.dumps(recorded, indent=2, default=_jsonable) + "\n")
+        (results_dir / f"{name}.json").write_text(_strict_json(recorded))
     _print_results(name, results, out_dir)
     return results
 
@@ -285,6 +286,23 @@ def _jsonable(value):
         return float(value)
     except (TypeError, ValueError):
         return str(value)
+
+
+def _strict_json(value) -> str:
+    """`value` as standard JSON: a NaN or infinite figure (a classical setting that blew up) is
+    written as ``null``, since ``NaN``/``Infinity`` are not JSON and strict readers refuse them."""
+
+    def finite(item):
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {key: finite(v) for key, v in item.items()}
+        if isinstance(item, list):
+            return [finite(v) for v in item]
+        return item
+
+    plain = json.loads(json.dumps(value, default=_jsonable))
+    return json.dumps(finite(plain), indent=2, allow_nan=False) + "\n"
 
 
 def _print_results(name: str, results: dict, out_dir: Path) -> None:

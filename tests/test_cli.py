@@ -83,3 +83,15 @@ def test_record_writes_the_results_file_the_readme_is_built_from(tmp_path, monke
     recorded = json.loads((experiments / "results" / "line_fit.json").read_text())
     assert recorded["experiment"] == "line_fit" and recorded["config"]["steps"] == 40
     assert recorded["machine"]["jax_backend"] == "cpu" and "slope" in recorded
+
+
+def test_results_are_strict_json():
+    # A blown-up classical setting's NaN error is written as null: NaN is not JSON.
+    import json
+    import math
+
+    from jaxpde.cli import _strict_json
+
+    text = _strict_json({"error": math.nan, "rows": [(1.0, math.inf)], "ok": 0.5})
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the JSON")) == {
+        "error": None, "rows": [[1.0, None]], "ok": 0.5}

@@ -114,7 +114,8 @@ def pinn_loss(
             extra0["points"] = sampling.init(problem, population_key)
             points0[sampling.term] = extra0["points"]
     if weighting is not None:
-        extra0["weights"] = weighting.init(objective, model, points0)
+        # Compiled: run op by op, a grad-norm or NTK initialisation took minutes on a loaded CPU.
+        extra0["weights"] = eqx.filter_jit(weighting.init)(objective, model, points0)
     adaptive = weighting is not None and not isinstance(weighting, FixedWeights)
 
     def every(step, period, renew, current):
