@@ -46,3 +46,18 @@ def test_quickstart_runs_from_the_parent_folder_of_a_fresh_clone(tmp_path):
     where = subprocess.run([python, "-c", "import jaxpde; print(jaxpde.__file__)"], cwd=parent, env=env,
                            capture_output=True, text=True, timeout=120)
     assert where.stdout.strip().startswith(str(venv)), where.stdout + where.stderr
+
+
+def test_every_notebook_installs_jaxpde_as_the_quickstart_does():
+    # The layout test above runs the quickstart only; every other notebook must open with the
+    # same install code, or it breaks on Colab where the quickstart works.
+    def install_block(path):
+        first = next(cell for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code")
+        source = "".join(first["source"])
+        end = source.find("importlib.invalidate_caches()")
+        assert end >= 0, f"{path.name}: the first code cell does not install jaxpde like the quickstart"
+        return source[:end]
+
+    expected = install_block(NOTEBOOK)
+    for path in sorted(NOTEBOOK.parent.glob("*.ipynb")):
+        assert install_block(path) == expected, path.name
