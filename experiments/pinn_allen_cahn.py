@@ -44,7 +44,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ import numpy as np
 import optax
 
 from jaxpde import Grid
+from jaxpde.experiment import check_open_interval, check_positive_integers, check_positive_numbers
 from jaxpde.pdes import AllenCahn
 from jaxpde.pinns import (
     CausalWeighting,
@@ -127,33 +127,21 @@ class Config:
                 and self.reference_modes % (self.reference_x - 1) == 0):
             raise ValueError(f"`reference_x` - 1 must divide `reference_modes` ({self.reference_modes}), "
                              f"got reference_x = {self.reference_x!r}.")
-        if isinstance(self.windows, bool) or not (isinstance(self.windows, int) and self.windows >= 1):
-            raise ValueError(f"`windows` must be a positive integer, got {self.windows!r}.")
+        check_positive_integers(self, "windows")
         if not (isinstance(self.reference_t, int) and self.reference_t >= 2):
             raise ValueError(f"`reference_t` must be an integer >= 2, got {self.reference_t!r}.")
 
 
 def check_config(config) -> None:
     """The checks both PINN experiments share: `ValueError` naming the key."""
-    for key in ("width", "depth", "causal_chunks", "residual_points", "initial_points", "steps", "eval_every",
-                "weighting_every", "decay_steps"):
-        value = getattr(config, key)
-        if isinstance(value, bool) or not (isinstance(value, int) and value > 0):
-            raise ValueError(f"`{key}` must be a positive integer, got {value!r}.")
-    for key in ("fourier_features", "warmup_steps"):
-        value = getattr(config, key)
-        if isinstance(value, bool) or not (isinstance(value, int) and value >= 0):
-            raise ValueError(f"`{key}` must be an integer >= 0, got {value!r}.")
+    check_positive_integers(config, "width", "depth", "causal_chunks", "residual_points", "initial_points", "steps",
+                            "eval_every", "weighting_every", "decay_steps")
+    check_positive_integers(config, "fourier_features", "warmup_steps", minimum=0)
     if config.fourier_features % 2:
         raise ValueError(f"`fourier_features` must be even (cosines and sines), got {config.fourier_features}.")
-    for key in ("fourier_scale", "learning_rate"):
-        value = getattr(config, key)
-        if not (value > 0 and math.isfinite(value)):
-            raise ValueError(f"`{key}` must be positive and finite, got {value!r}.")
-    if not (config.causal_epsilon >= 0 and math.isfinite(config.causal_epsilon)):
-        raise ValueError(f"`causal_epsilon` must be >= 0 and finite (0: no causal weights), got {config.causal_epsilon!r}.")
-    if not 0 < config.decay_rate <= 1:
-        raise ValueError(f"`decay_rate` must lie in (0, 1], got {config.decay_rate!r}.")
+    check_positive_numbers(config, "fourier_scale", "learning_rate")
+    check_positive_numbers(config, "causal_epsilon", allow_zero=True)  # 0: no causal weights
+    check_open_interval(config, "decay_rate", 0, 1, closed_high=True)
 
 
 def full_scale(config: Config) -> Config:
@@ -408,6 +396,6 @@ def run(config: Config, out_dir: Path) -> dict:
         ],
     }
     if "plain" in results:
-        out["summary"].append([f"pinn-allen-cahn: rel L2, plain PINN (same budget)",
+        out["summary"].append(["pinn-allen-cahn: rel L2, plain PINN (same budget)",
                                f"{results['plain']['relative_l2']:.2e}", "jaxpi plain PINN 5.17e-1"])
     return out
