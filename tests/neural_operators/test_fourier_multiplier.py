@@ -29,6 +29,7 @@ def _numpy_forward(model: FourierMultiplier, u: np.ndarray) -> np.ndarray:
     return np.fft.irfft(np.fft.rfft(h[:, 0])[:m], n=s)
 
 
+@pytest.mark.slow  # the default suite's budget: the exact heat multiplier below exercises the model
 def test_initialisation_and_forward_pass():
     key = jax.random.key(0)
     model = FourierMultiplier(16, 32, key=key)
@@ -79,6 +80,7 @@ def _float64(model):
     return jax.tree_util.tree_map(lambda leaf: leaf.astype(jnp.float64) if eqx.is_inexact_array(leaf) else leaf, model)
 
 
+@pytest.mark.slow
 def test_batches_jits_and_differentiates():
     model = FourierMultiplier(8, 16, key=jax.random.key(3))
     u = jax.random.normal(jax.random.key(4), (5, 64), dtype=jnp.float32)

@@ -11,6 +11,7 @@ import pytest
 from jaxpde.neural_operators._unet import UNet
 
 
+@pytest.mark.slow  # the default suite's budget
 def test_periodic_unet_commutes_with_shifts_and_the_zero_padded_one_sees_the_boundary():
     a = jax.random.normal(jax.random.key(1), (2, 8, 6))
     gaps = {}

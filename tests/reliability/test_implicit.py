@@ -16,7 +16,8 @@ import pytest
 from jaxpde.implicit import fixed_point, linear_solve, root_find, steady_state
 
 N = 4
-BAD = [pytest.param(np.nan, id="nan"), pytest.param(np.inf, id="inf")]
+# Inf takes the same paths as NaN through the convergence checks: -m slow (the suite's budget).
+BAD = [pytest.param(np.nan, id="nan"), pytest.param(np.inf, id="inf", marks=pytest.mark.slow)]
 
 
 def _spd(bad=None):
