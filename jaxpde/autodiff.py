@@ -52,12 +52,14 @@ __all__ = [
     "LaplacianMethod",
     "as_point",
     "derivative",
+    "derivatives",
     "div_flux",
     "divergence",
     "gradient",
     "hessian",
     "laplacian",
     "time_derivative",
+    "value_and_laplacian",
 ]
 
 LaplacianMethod = Literal["forward", "taylor", "forward_over_reverse"]
@@ -132,7 +134,29 @@ def _second_along(f: Callable, x: Array, v: Array, method: str) -> Array:
                 f"{error.args[0]} used by `fn`; use method='forward' or 'forward_over_reverse'."
             ) from None
         return second
-    return jax.jvp(lambda y: jax.jvp(f, (y,), (v,))[1], (x,), (v,))[1]
+    return _along(f, x, v, 2)[2]
+
+
+def _along(f: Callable, x: Array, v: Array, order: int) -> tuple[Array, ...]:
+    """``(f, ∂_v f, …, ∂_v^n f)`` at `x` from one nested forward pass (`order` jvps deep).
+
+    Each jvp returns its primal with its tangent, so the lower derivatives come with the
+    highest: a residual that needs ``u``, ``u_x`` and ``u_xx`` pays for ``u_xx`` alone. Asked for
+    separately, XLA does not merge the passes, and the backward pass of a PINN loss pays for
+    each (about half of the step of a Burgers PINN; ``benchmarks/pinn_vs_deepxde.py``).
+    """
+
+    def pair(g):
+        def both(y):
+            values, tangents = jax.jvp(g, (y,), (v,))
+            return (*values, tangents[-1])
+
+        return both
+
+    g = lambda y: (f(y),)  # noqa: E731
+    for _ in range(order):
+        g = pair(g)
+    return g(x)
 
 
 def laplacian(fn: PointFn, method: LaplacianMethod = "forward") -> PointFn:
@@ -153,21 +177,57 @@ def laplacian(fn: PointFn, method: LaplacianMethod = "forward") -> PointFn:
 
 def derivative(fn: PointFn, axis: int, order: int = 1) -> PointFn:
     r"""$\partial^{n} f/\partial x_{\text{axis}}^{n}$, $n$ = `order` $\ge 1$ (nested forward mode along $e_{\text{axis}}$)."""
-    if not (isinstance(order, int) and order >= 1):
-        raise ValueError(f"jaxpde.autodiff.derivative: `order` must be a positive integer, got {order!r}.")
+    _check_order("derivative", order)
 
     def derivative_fn(x, *args):
         x = _point("derivative", x)
-        if not -x.shape[0] <= axis < x.shape[0]:
-            raise ValueError(f"jaxpde.autodiff.derivative: `axis` must be in [0, {x.shape[0]}), got {axis!r}.")
-        f = _of_x(fn, args)
-        v = jnp.zeros_like(x).at[axis].set(1)
-        # Nested jvps (cost ~2^order) rather than one jet: jet has no rule for many primitives.
-        for _ in range(order):
-            f = (lambda g: lambda y: jax.jvp(g, (y,), (v,))[1])(f)
-        return f(x)
+        _check_axis("derivative", axis, x)
+        return _along(_of_x(fn, args), x, _unit(x, axis), order)[-1]
 
     return derivative_fn
+
+
+def derivatives(fn: PointFn, axis: int, order: int) -> PointFn:
+    r"""``(f, ∂f, …, ∂ⁿf)`` along ``x_axis``, $n$ = `order` $\ge 1$, all from one nested forward pass.
+
+    What a residual such as Burgers' $u_t + u u_x - \nu u_{xx}$ should call: the value and the
+    lower derivatives cost nothing beyond the highest (see `derivative`, which returns only it).
+    """
+    _check_order("derivatives", order)
+
+    def derivatives_fn(x, *args):
+        x = _point("derivatives", x)
+        _check_axis("derivatives", axis, x)
+        return _along(_of_x(fn, args), x, _unit(x, axis), order)
+
+    return derivatives_fn
+
+
+def value_and_laplacian(fn: PointFn) -> PointFn:
+    r"""``(f, Δf)`` from the nested forward passes of `laplacian` (the value comes with them)."""
+
+    def value_and_laplacian_fn(x, *args):
+        x = _point("value_and_laplacian", x)
+        f = _of_x(fn, args)
+        # The value does not depend on the direction: vmap keeps it unbatched, computed once.
+        values, _, second = jax.vmap(lambda v: _along(f, x, v, 2))(jnp.eye(x.shape[0], dtype=x.dtype))
+        return values[0], jnp.sum(second, axis=0)
+
+    return value_and_laplacian_fn
+
+
+def _unit(x: Array, axis: int) -> Array:
+    return jnp.zeros_like(x).at[axis].set(1)
+
+
+def _check_order(operator: str, order) -> None:
+    if not (isinstance(order, int) and not isinstance(order, bool) and order >= 1):
+        raise ValueError(f"jaxpde.autodiff.{operator}: `order` must be a positive integer, got {order!r}.")
+
+
+def _check_axis(operator: str, axis, x: Array) -> None:
+    if not (isinstance(axis, int) and -x.shape[0] <= axis < x.shape[0]):
+        raise ValueError(f"jaxpde.autodiff.{operator}: `axis` must be in [0, {x.shape[0]}), got {axis!r}.")
 
 
 def time_derivative(fn: PointFn) -> PointFn:

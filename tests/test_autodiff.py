@@ -110,6 +110,32 @@ def test_vector_valued_functions(x64):
     np.testing.assert_allclose(ad.laplacian(pair)(x), [-jnp.sin(x[0]), 2 * x[1]], rtol=1e-12)
 
 
+def test_derivatives_come_together_from_one_pass():
+    # (u, u_x, u_xx, u_xxx) of sin(2 x0) cos(3 x1) along x0, and along x1 with a time argument.
+    x = jnp.array([0.3, -0.7])
+    s, c = jnp.sin(2 * x[0]), jnp.cos(3 * x[1])
+    np.testing.assert_allclose(ad.derivatives(_trig, 0, 3)(x), [s * c, 2 * jnp.cos(2 * x[0]) * c, -4 * s * c, -8 * jnp.cos(2 * x[0]) * c], rtol=1e-6)
+    timed = lambda y, t: _trig(y) * jnp.exp(-t)  # noqa: E731
+    values = ad.derivatives(timed, 1, 2)(x, 0.5)
+    expected = jnp.array([s * c, -3 * s * jnp.sin(3 * x[1]), -9 * s * c]) * jnp.exp(-0.5)
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
+    # The last entry is `derivative`'s; the pair (value, Laplacian) is `laplacian`'s with the value.
+    np.testing.assert_allclose(values[-1], ad.derivative(timed, 1, 2)(x, 0.5), rtol=1e-7)
+    for d in (1, 3):
+        y = _points(d, seed=d)[0]
+        u, lap = jax.jit(ad.value_and_laplacian(_poly if d == 3 else _trig_1d))(y)
+        np.testing.assert_allclose(u, (_poly if d == 3 else _trig_1d)(y), rtol=1e-7)
+        np.testing.assert_allclose(lap, ad.laplacian(_poly if d == 3 else _trig_1d)(y), rtol=1e-6)
+    with pytest.raises(ValueError, match="derivatives: `order` must be a positive integer, got 0"):
+        ad.derivatives(_trig, 0, 0)
+    with pytest.raises(ValueError, match=r"derivatives: `axis` must be in \[0, 2\), got 2"):
+        ad.derivatives(_trig, 2, 1)(x)
+
+
+def _trig_1d(x):
+    return jnp.sin(2 * x[0])
+
+
 def test_clear_errors():
     with pytest.raises(ValueError, match=r"jaxpde.autodiff.laplacian: `x` must be one point of shape \(d,\), got shape \(4, 2\)"):
         ad.laplacian(_trig)(jnp.ones((4, 2)))

@@ -51,9 +51,13 @@ class Convection(_Quadratic):
 
     def pointwise(self, u_fn):
         def term(x, *args):
-            return -self.coefficient * u_fn(x, *args) * autodiff.derivative(u_fn, 0)(x, *args)
+            return self.at(*autodiff.derivatives(u_fn, 0, 1)(x, *args))
 
         return term
+
+    def at(self, u, u_x):
+        """$-c\,u\,u_x$ from the value and the derivative at a point (a residual that has them)."""
+        return -self.coefficient * u * u_x
 
 
 class GradientNorm(_Quadratic):
@@ -84,7 +88,8 @@ class Polynomial(eqx.Module):
     grid: Grid
     coefficients: tuple
 
-    def _value(self, u):
+    def at(self, u):
+        """$\sum_j c_j u^j$ of the value at a point (also what the spectral form evaluates on the grid)."""
         total = jnp.zeros_like(u)
         for power, c in enumerate(self.coefficients):
             total = total + c * u**power
@@ -93,10 +98,10 @@ class Polynomial(eqx.Module):
     def __call__(self, u_hat):
         axes = _axes(self.grid)
         u = jnp.fft.irfftn(u_hat, s=self.grid.shape, axes=axes)
-        return jnp.fft.rfftn(self._value(u), axes=axes)
+        return jnp.fft.rfftn(self.at(u), axes=axes)
 
     def pointwise(self, u_fn):
         def term(x, *args):
-            return self._value(u_fn(x, *args))
+            return self.at(u_fn(x, *args))
 
         return term

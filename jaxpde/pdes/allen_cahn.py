@@ -54,8 +54,9 @@ class AllenCahn(AbstractSemiLinearPDE):
 
     def residual(self, u_fn, x, t=None, args=None):
         x, t = check_space_time("AllenCahn.residual", x, t, self.grid.ndim)
-        linear = self.diffusivity * autodiff.laplacian(u_fn)(x, t) + self.reaction * u_fn(x, t)
-        return autodiff.time_derivative(u_fn)(x, t) - linear - self.cubic().pointwise(u_fn)(x, t)
+        u, lap = autodiff.value_and_laplacian(u_fn)(x, t)  # the value comes with the Laplacian
+        linear = self.diffusivity * lap + self.reaction * u
+        return autodiff.time_derivative(u_fn)(x, t) - linear - self.cubic().at(u)
 
     def exact_solution(self, x, t, *, initial_value: float = 0.5):
         r"""The spatially uniform solution from $u_0 \equiv$ `initial_value`:

@@ -81,8 +81,8 @@ class KdV(AbstractSemiLinearPDE):
 
     def residual(self, u_fn, x, t=None, args=None):
         x, t = check_space_time("KdV.residual", x, t, 1)
-        u_xxx = autodiff.derivative(u_fn, 0, 3)(x, t)
-        return autodiff.time_derivative(u_fn)(x, t) + self.dispersion * u_xxx - self.convection().pointwise(u_fn)(x, t)
+        u, u_x, _, u_xxx = autodiff.derivatives(u_fn, 0, 3)(x, t)  # one nested forward pass
+        return autodiff.time_derivative(u_fn)(x, t) + self.dispersion * u_xxx - self.convection().at(u, u_x)
 
     def exact_solution(self, x, t, *, speed: float = 1.0, position: float | None = None):
         r"""The soliton of speed $c$ = `speed`, centred at `position` (default: mid-domain) at $t = 0$.
