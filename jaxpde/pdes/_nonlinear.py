@@ -56,7 +56,7 @@ class Convection(_Quadratic):
         return term
 
     def at(self, u, u_x):
-        """$-c\,u\,u_x$ from the value and the derivative at a point (a residual that has them)."""
+        r"""$-c\,u\,u_x$ from the value and the derivative at a point (a residual that has them)."""
         return -self.coefficient * u * u_x
 
 
@@ -89,7 +89,7 @@ class Polynomial(eqx.Module):
     coefficients: tuple
 
     def at(self, u):
-        """$\sum_j c_j u^j$ of the value at a point (also what the spectral form evaluates on the grid)."""
+        r"""$\sum_j c_j u^j$ of the value at a point (also what the spectral form evaluates on the grid)."""
         total = jnp.zeros_like(u)
         for power, c in enumerate(self.coefficients):
             total = total + c * u**power

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .. import autodiff
@@ -46,6 +47,20 @@ def spatial_gradient(u_fn, x, t):
 
 def _data(value: Data, x, t, dtype):
     return jnp.asarray(evaluate(value, x, t) if callable(value) else value, dtype)
+
+
+def _check_data(owner: str, name: str, value: Data) -> Data:
+    """A constant must be finite (a NaN would only surface as a non-finite loss, steps later); a
+    function is checked where it is evaluated, by the training engine's finiteness checks."""
+    if callable(value) or isinstance(value, jax.core.Tracer):  # a traced value is checked by the engine
+        return value
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{owner}: `{name}` must be a number, an array or a function of the point, got {value!r}.") from None
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{owner}: `{name}` must be finite, got {value!r}.")
+    return value
 
 
 def _sides(owner: str, on) -> tuple[str, ...]:
@@ -129,7 +144,7 @@ class Dirichlet(_AbstractSideCondition):
     name: str | None = eqx.field(static=True)
 
     def __init__(self, value: Data = 0.0, on: str | tuple[str, ...] = WHOLE, *, n: int = 100, name: str | None = None):
-        self.value = value
+        self.value = _check_data("Dirichlet", "value", value)
         _init_side(self, "Dirichlet", on, n, name)
 
     def residual(self, u_fn, domain, side, x, t):
@@ -146,7 +161,7 @@ class Neumann(_AbstractSideCondition):
     name: str | None = eqx.field(static=True)
 
     def __init__(self, value: Data = 0.0, on: str | tuple[str, ...] = WHOLE, *, n: int = 100, name: str | None = None):
-        self.value = value
+        self.value = _check_data("Neumann", "value", value)
         _init_side(self, "Neumann", on, n, name)
 
     def residual(self, u_fn, domain, side, x, t):
@@ -167,7 +182,7 @@ class Robin(_AbstractSideCondition):
     def __init__(
         self, a: Data, b: Data, value: Data = 0.0, on: str | tuple[str, ...] = WHOLE, *, n: int = 100, name: str | None = None
     ):
-        self.a, self.b, self.value = a, b, value
+        self.a, self.b, self.value = (_check_data("Robin", k, v) for k, v in (("a", a), ("b", b), ("value", value)))
         _init_side(self, "Robin", on, n, name)
 
     def residual(self, u_fn, domain, side, x, t):
@@ -240,7 +255,7 @@ class Initial(AbstractCondition):
     name: str | None = eqx.field(static=True)
 
     def __init__(self, value: Data, *, n: int = 100, name: str | None = None):
-        self.value = value
+        self.value = _check_data("Initial", "value", value)
         self.n = check_count("Initial", "n", n)
         self.name = name
 

@@ -199,6 +199,12 @@ class Problem(eqx.Module):
             raise ValueError(f"{owner}: `observations.t` must be {'a time per point' if self.time_dependent else 'None'} for this domain.")
         if jnp.shape(observations.values)[0] != x.shape[0]:
             raise ValueError(f"{owner}: `observations.values` must have one entry per point ({x.shape[0]}), got shape {jnp.shape(observations.values)}.")
+        for name in ("x", "t", "values"):
+            field = getattr(observations, name)
+            # Concrete arrays only (a Problem built under jit has traced ones: the engine checks those).
+            if field is not None and not isinstance(field, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(jnp.asarray(field)))):
+                bad = int(jnp.sum(~jnp.isfinite(jnp.asarray(field))))
+                raise ValueError(f"{owner}: `observations.{name}` must be finite, got {bad} NaN/Inf entries.")
         return observations
 
     # ---- the contract --------------------------------------------------------------------------
