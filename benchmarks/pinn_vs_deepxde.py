@@ -11,8 +11,9 @@ The same work on both sides:
 
 - **network**: ``2 → 20 → 20 → 20 → 1``, tanh, Glorot-normal weights, zero biases (DeepXDE's
   ``dde.nn.FNN([2] + [20] * 3 + [1], "tanh", "Glorot normal")``; jaxpde's
-  ``MLP(2, "scalar", 20, 3, activation="tanh", init="glorot_normal")``), float32; each side
-  draws its own initial weights;
+  ``MLP(2, "scalar", 20, 3, activation="tanh", init="glorot_normal")``), float32; jaxpde's
+  network starts from DeepXDE's initial weights (copied layer by layer), so the two runs differ
+  only by the libraries' arithmetic;
 - **points**: DeepXDE's, drawn once by its ``TimePDE(num_domain=2540, num_boundary=80,
   num_initial=160)`` (Hammersley, its default) and handed to jaxpde unchanged: the residual on
   DeepXDE's 2780 PDE points (domain, boundary and initial points together, as DeepXDE does), the
@@ -124,6 +125,10 @@ class DeepXDESide:
         self.block_cpu: list[float] = []
         self.last_loss = None
 
+    def initial_layers(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The network's initial ``(weight (out, in), bias)`` per layer, for the other side to start from."""
+        return [(layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy()) for layer in self.net.linears]
+
     def points(self) -> dict[str, np.ndarray]:
         """DeepXDE's training points (x, t columns): the PDE points and each condition's points."""
         data = self.data
@@ -160,7 +165,7 @@ class JaxpdeSide:
     """jaxpde's Burgers problem (the catalogue `Burgers` residual), `MLP` and `pinn_loss` on DeepXDE's
     points, trained by `jaxpde.training.fit`."""
 
-    def __init__(self, points: dict[str, np.ndarray], key):
+    def __init__(self, points: dict[str, np.ndarray], layers: list[tuple[np.ndarray, np.ndarray]]):
         from jaxpde import Grid
         from jaxpde.pdes import Burgers
 
@@ -184,7 +189,12 @@ class JaxpdeSide:
         self.batch = {name: as_points(xt) for name, xt in points.items()}
         if set(self.batch) != set(self.problem.terms):
             raise RuntimeError(f"pinn_vs_deepxde: the problem's terms {self.problem.terms} differ from the points' {sorted(self.batch)}")
-        self.model = MLP(2, "scalar", WIDTH, DEPTH, activation="tanh", init="glorot_normal", key=key)
+        model = MLP(2, "scalar", WIDTH, DEPTH, activation="tanh", init="glorot_normal", key=jax.random.key(0))
+        # DeepXDE's initial weights: both sides start from the same network, so that after the same
+        # number of steps their errors differ by the libraries, not by two draws of the weights.
+        self.model = eqx.tree_at(
+            lambda m: m.layers, model, tuple(layer.with_matrix(w, b) for layer, (w, b) in zip(model.layers, layers, strict=True))
+        )
         self.parameters = sum(leaf.size for leaf in jax.tree.leaves(eqx.filter(self.model, eqx.is_inexact_array)))
         self.loss_fn, self.extra = pinn_loss(self.problem)
         self._predict = eqx.filter_jit(lambda net, x, t: jax.vmap(net)(x[:, None], t))
@@ -228,7 +238,7 @@ def main():
     deepxde_side = DeepXDESide(args.seed)
     points = deepxde_side.points()
     print({name: p.shape for name, p in points.items()}, flush=True)
-    jax_side = JaxpdeSide(points, jax.random.key(args.seed))
+    jax_side = JaxpdeSide(points, deepxde_side.initial_layers())
 
     history = []  # (step, deepxde rel L2, jaxpde rel L2)
     jax_blocks = []  # (wall, cpu) of each fit block, between callbacks
@@ -293,7 +303,7 @@ def main():
     results = {
         "work": {
             "problem": "Burgers u_t + u u_x = nu u_xx, nu = 0.01/pi, x in [-1, 1], t in [0, 1], u0 = -sin(pi x), u(+-1) = 0",
-            "network": "2-20-20-20-1 tanh, Glorot normal, zero biases, float32",
+            "network": "2-20-20-20-1 tanh, Glorot normal, zero biases, float32; jaxpde starts from DeepXDE's initial weights",
             "points": {name: int(p.shape[0]) for name, p in points.items()},
             "points_source": "DeepXDE TimePDE(num_domain=2540, num_boundary=80, num_initial=160), Hammersley, drawn once, "
             "the same arrays on both sides",
