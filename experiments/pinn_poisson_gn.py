@@ -21,13 +21,13 @@ point, with the wall-clock and process CPU seconds since the method's training b
 compile included). Targets (issue 14): Gauss–Newton ≤ 1e−5 within 2 minutes while Adam stays
 above 1e−3.
 
-Recorded (CPU, `experiments/results/pinn_poisson_gn.json`, 2 cores shared with other jobs at load
-average 22–26, so wall clock is ~2.5× the process CPU time): Gauss–Newton (400 steps of ≤ 50 CG
-iterations) reaches relative L2 ≤ 1e−5 at step 290 — 149 s of CPU, 392 s wall, the first
-compile included — and ends at 6.4e−6 (199 s CPU); Adam ends at 2.2e−3 after 20 000 steps
-(107 s CPU, 176 s wall), SOAP at 1.4e−2 after 5000 (33 s CPU, 70 s wall; at 60 s wall SOAP is at
-1.8e−2 where Adam is at 8.4e−2). Adam stays above 1e−3 as targeted; the 2-minute target for
-Gauss–Newton is not met on this loaded machine (149 s CPU to 1e−5).
+Recorded (CPU, `experiments/results/pinn_poisson_gn.json`, the quiet 2-core box, the run pinned
+to one core, load 2–3): Gauss–Newton (400 steps of ≤ 50 CG iterations, 0.33 s a step) reaches
+relative L2 ≤ 1e−5 at step 360 — **136 s**, the first compile (~10 s) included — and ends at
+1.2e−5 (149 s); Adam ends at 2.1e−3 after 20 000 steps (51 s), SOAP at 5.1e−3 after 5000 (21 s).
+Adam stays above 1e−3 as targeted; the 2-minute target for Gauss–Newton is missed by 16 s.
+Measured beside it (same points and network): 25 CG iterations a step halve the step's time
+but reach only 2.3e−4 in 90 s; 100 a step reach 5.0e−5 at 131 s — 50 is the faster of the three.
 
 CPU budget by default; ``--set scale=full`` runs 5× the steps of each method. Checkpoints under
 ``OUT/<method>`` (``jaxpde resume OUT`` continues exactly). Writes ``results.json``,
