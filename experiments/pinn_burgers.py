@@ -23,14 +23,17 @@ $u = -\\sin\\pi x + t (1 - x^2) N(x, t)$ (Lagaris et al. 1998), leaving the resi
 15 000 Adam steps with its [2]+3×[20]+[1] tanh network and 2540/80/160 points; the issue's target
 is ≤ 1e−3 on the CPU budget — **not reached**.
 
-Recorded (CPU, `experiments/results/pinn_burgers.json`; 2 shared cores at load ~20, 985 s wall):
-relative L2 **1.22e−2** — Adam 5000 steps 5.8e−2 (696 s), then L-BFGS 400 steps 1.22e−2 (221 s);
-3× better than DeepXDE's 3.6e−2, 12× short of the target. A longer L-BFGS stage (1500 steps,
-resumed from the same Adam checkpoint) lowers the residual loss 10× (8.0e−4 → 9.6e−5) but not
-the error: 1.13e−2 at 500, 5.6e−3 at 750, then back up to 1.09e−2 at 1500 — the network fits the
-fixed 4096 points and not the front between them (~20 points fall in its width of ~ν). What
-remains for 1e−3: residual points that follow the front during the L-BFGS stage (pinn-train's
-`R3`/`RAR`, or more points), a causal or Fourier-feature network (pinn-nets), or Gauss–Newton.
+Recorded (CPU, `experiments/results/pinn_burgers.json`; the quiet 2-core box, pinned to one core,
+424 s wall): relative L2 **1.95e−3** — Adam 5000 steps 5.7e−2 (52 s), then L-BFGS 2000 steps on
+16 384 fixed points 1.95e−3 (368 s); 18× better than DeepXDE's 3.6e−2, 2× short of the target.
+The error is not monotone in the L-BFGS stage (2.2e−3 at 1750, 1.9e−3 at 1500 in a trial run,
+3.5e−3 at 2000 in another): the front's position and width, ~ν, decide it. With 400 steps on 4096
+points (the earlier default, a loaded box): 1.22e−2. Tried beside it: re-drawing half of the
+points by residual density (RAR-style) every 1000 L-BFGS steps (the memory restarts each time):
+6.0e−3 after 2 rounds, worse than one long stage; Gauss–Newton after Adam (8192 points, 100 CG
+iterations a step): stopped unfinished after 10 minutes of its 100 steps. What remains for 1e−3: an odd-in-x
+ansatz (the solution's symmetry), a causal or Fourier-feature network, or a preconditioned
+Gauss–Newton.
 
 CPU budget by default; ``--set scale=full`` doubles the network width, triples the steps and
 doubles the points. Writes ``results.json`` (final error, error vs wall clock),
@@ -73,8 +76,8 @@ class Config:
     num_points: int = 2048
     adam_steps: int = 5000
     learning_rate: float = 1e-3
-    lbfgs_steps: int = 400
-    lbfgs_points: int = 4096
+    lbfgs_steps: int = 2000
+    lbfgs_points: int = 16384
     lbfgs_memory: int = 50
     log_every: int = 250
     cache_dir: str = ""
