@@ -230,7 +230,7 @@ def _at_time(model, t):
 
 
 def train_variant(variant: Variant, problem_for, net, u0, reference, config, out_dir: Path, identity: dict, key,
-                  windows: int = 1, time_scale: float | None = None) -> dict:
+                  windows: int = 1) -> dict:
     """Train `net` for `variant` with `fit`, over `windows` consecutive time windows of [0, 1].
 
     ``problem_for(initial, t_span)`` builds the problem of one window. Window k starts from the
@@ -239,9 +239,7 @@ def train_variant(variant: Variant, problem_for, net, u0, reference, config, out
     time-marching of Krishnapriyan et al. (2021) and Wang et al. (2023); one window is the plain
     space–time PINN. Checkpoints in ``out_dir`` (``out_dir/window<k>`` with several windows).
     The relative L2 against `reference` is logged over the times solved so far, with the wall
-    clock counted from the first window. `time_scale` ``T``: the exact initial condition's envelope
-    is ``1 − exp(−(t − t_k)/T)`` instead of ``t − t_k`` (`InitialCondition`'s ``"exponential"``), so
-    that a network of O(1) outputs represents a change at rate 1/T (convection at speed β: T = 1/β).
+    clock counted from the first window.
     """
     x_all, t_all = reference.points()
     u_ref = np.asarray(reference.u.reshape(-1), np.float64)
@@ -253,8 +251,7 @@ def train_variant(variant: Variant, problem_for, net, u0, reference, config, out
     for w in range(windows):
         a, b = float(edges[w]), float(edges[w + 1])
         problem = problem_for(initial, (a, b))
-        envelope = {} if time_scale is None else {"kind": "exponential", "time_scale": time_scale}
-        model = InitialCondition(net, initial, t0=a, **envelope) if variant.initial == "exact" else net
+        model = InitialCondition(net, initial, t0=a) if variant.initial == "exact" else net
         k_loss, k_train = jax.random.split(jax.random.fold_in(key, w))
         weighting = GradNormWeighting(update_every=config.weighting_every) \
             if variant.weighting == "grad_norm" and len(problem.terms) > 1 else None
