@@ -37,17 +37,16 @@ paper-like setting (``L = 64``, 256 points, ``Δ = 0.2``, 1024 trajectories, wid
 updates; not run on this machine). Checkpoints under ``OUT/<model>``: ``jaxpde resume OUT``
 continues exactly.
 
-Recorded (CPU budget, `experiments/results/emulator_ks.json`; 234 s of CPU, 13.5 min wall on the
-shared 2 cores at load 13–20): mean correlation time (ρ ≥ 0.8) **one-step 12.2, unrolled (4
-steps) 17.9, PDE-Refiner 7.7** time units, persistence 3.1; one-step relative L2 0.023 / 0.022 /
-0.052. **The PDE-Refiner target (≥ 1.5× one-step) is not met at this budget: 0.63×.** Its
-backbone spends only a quarter of its 1000 updates on the ``k = 0`` prediction, whose error
-(0.052) stays above the refinement noise (``σ_k`` = 0.1, 0.01, 0.001), so the refinements
-denoise a field they were not trained to correct; the paper trains ~100× longer. Unrolled
-training gives 1.47× the one-step correlation time. Breakeven: **never** — ETDRK4 at 64 points
-and ``dt = 0.5`` (one step per frame) is more accurate over 10 frames (0.013 vs 0.073–0.22) and
-costs 0.03 ms per rollout against the FNO's 2.4 ms (refiner 7.9 ms); even the reference
-(256-point solve, ``dt = 0.1``, 1.4 ms) is faster than the emulators on this CPU.
+Recorded (CPU budget, `experiments/results/emulator_ks.json`; the quiet 2-core box, one core,
+625 s): mean correlation time (ρ ≥ 0.8) **one-step 23.6, unrolled (4 steps) 28.1, PDE-Refiner
+26.3** time units, persistence 3.1; one-step relative L2 6.8e−3 / 7.6e−3 / 6.8e−3, after 4000
+updates each (the default; 1000 on a loaded box gave 12.2 / 17.9 / 7.7). **The PDE-Refiner
+target (≥ 1.5× one-step) is not met: 1.11×** (it was 0.63× at 1000 updates: the refiner gains
+with training faster than the one-step model; the paper trains ~100× longer). Unrolled training
+gives 1.19× the one-step correlation time. Breakeven: **never** — ETDRK4 at 64 points and
+``dt = 0.5`` (one step per frame) is as accurate over 10 frames (0.013 vs 0.024–0.032) and costs
+0.03 ms per rollout against the FNO's 1.4 ms; even the reference (256-point solve, ``dt = 0.1``)
+is faster than the emulators on this CPU.
 """
 
 from __future__ import annotations
@@ -100,7 +99,7 @@ class Config:
     unroll: int = 4
     refinement_steps: int = 3
     min_noise_std: float = 1e-3
-    steps: int = 1000
+    steps: int = 4000
     batch_size: int = 32
     learning_rate: float = 1e-3
     threshold: float = 0.8
