@@ -202,8 +202,10 @@ class Problem(eqx.Module):
         for name in ("x", "t", "values"):
             field = getattr(observations, name)
             # Concrete arrays only (a Problem built under jit has traced ones: the engine checks those).
-            if field is not None and not isinstance(field, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(jnp.asarray(field)))):
-                bad = int(jnp.sum(~jnp.isfinite(jnp.asarray(field))))
+            if field is None or isinstance(field, jax.core.Tracer):
+                continue
+            bad = int(jnp.sum(~jnp.isfinite(jnp.asarray(field))))
+            if bad:
                 raise ValueError(f"{owner}: `observations.{name}` must be finite, got {bad} NaN/Inf entries.")
         return observations
 
