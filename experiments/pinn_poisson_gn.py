@@ -22,12 +22,14 @@ compile included). Targets (issue 14): Gauss–Newton ≤ 1e−5 within 2 minute
 above 1e−3.
 
 Recorded (CPU, `experiments/results/pinn_poisson_gn.json`, the quiet 2-core box, the run pinned
-to one core, load 2–3): Gauss–Newton (400 steps of ≤ 50 CG iterations, 0.33 s a step) reaches
-relative L2 ≤ 1e−5 at step 360 — **136 s**, the first compile (~10 s) included — and ends at
-1.2e−5 (149 s); Adam ends at 2.1e−3 after 20 000 steps (51 s), SOAP at 5.1e−3 after 5000 (21 s).
-Adam stays above 1e−3 as targeted; the 2-minute target for Gauss–Newton is missed by 16 s.
-Measured beside it (same points and network): 25 CG iterations a step halve the step's time
-but reach only 2.3e−4 in 90 s; 100 a step reach 5.0e−5 at 131 s — 50 is the faster of the three.
+to one core, another single-core job on the other, load 2): Gauss–Newton (400 steps of ≤ 50 CG
+iterations, 0.16 s a step) reaches relative L2 ≤ 1e−5 at step 350 — **59 s**, the first compile
+included — and ends at 6.6e−6 (66 s); Adam ends at 2.1e−3 after 20 000 steps (61 s), SOAP at
+5.1e−3 after 5000 (28 s). Both targets are met: Gauss–Newton within 2 minutes, Adam above 1e−3.
+The step's mat-vec is the transpose of the stored VJP (`GaussNewton`); with a fresh `jax.jvp`
+per mat-vec, as before, the same run took 136 s to 1e−5 (0.33 s a step).
+Measured beside it (then, with the slower mat-vec): 25 CG iterations a step reach only 2.3e−4
+in 90 s; 100 a step reach 5.0e−5 at 131 s — 50 is the faster of the three.
 
 CPU budget by default; ``--set scale=full`` runs 5× the steps of each method. Checkpoints under
 ``OUT/<method>`` (``jaxpde resume OUT`` continues exactly). Writes ``results.json``,

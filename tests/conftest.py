@@ -40,7 +40,6 @@ _HEAVY_FILES = {
     "tests/test_tour.py": 64,
     "tests/test_readme.py": 55,
     "tests/reliability/test_training.py": 37,
-    "tests/test_notebooks.py": 32,
     "tests/training/test_engine.py": 26,
     "tests/test_colab_layout.py": 17,
 }

@@ -9,8 +9,10 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 # The family notebooks compile training loops (about 50 s each on 2 cores), the classical-numerics
 # one solvers at several sizes (38 s): run with -m slow, to keep the default suite within its 10
-# minutes; the quickstart stays in the default set.
-SLOW_NOTEBOOKS = {"classical_numerics", "preconditioners", "samplers", "implicit", "neural_operators", "pinns"}
+# minutes. The quickstart (15 s) is there too: its code runs in the default set, from a fresh
+# clone in the Colab layout, in tests/test_colab_layout.py.
+SLOW_NOTEBOOKS = {"classical_numerics", "preconditioners", "samplers", "implicit", "neural_operators", "pinns",
+                  "quickstart"}
 NOTEBOOKS = [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW_NOTEBOOKS else p for p in NOTEBOOKS]
 
 
