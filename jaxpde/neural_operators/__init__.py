@@ -21,6 +21,8 @@ Training (any of the models above; losses in `fit`'s ``loss_fn(model, batch, key
 - `Emulator`, `SolverStep`, `trajectory_windows`: autoregressive emulators trained one-step,
   unrolled or with a differentiable solver step in the loop, predicting the state or the increment;
 - `physics_informed_loss`, `semilinear_residual`: the PDE's residual of a rollout;
+- `stationary_physics_loss`, `stationary_residual`: the discrete residual of a predicted
+  solution of a stationary PDE (Darcy), the solver's own operator;
 - `PDERefiner`: a one-step emulator refined by K denoising steps (Lippe et al., NeurIPS 2023);
 - `breakeven`, `Breakeven`, `SolverSetting`, `evaluate_settings`, `match_solver`,
   `breakeven_rollouts`, `seconds_per_call`, `fourier_resample`: the classical solver that matches
@@ -46,6 +48,7 @@ from ._physics_loss import physics_informed_loss, semilinear_residual
 from ._refiner import PDERefiner
 from ._spectral_conv import SpectralConv
 from ._spectral_model import TransformOnce
+from ._stationary_loss import stationary_physics_loss, stationary_residual
 from ._unet import UNet
 
 __all__ = [
@@ -73,5 +76,7 @@ __all__ = [
     "relative_l2_loss",
     "semilinear_residual",
     "seconds_per_call",
+    "stationary_physics_loss",
+    "stationary_residual",
     "trajectory_windows",
 ]
