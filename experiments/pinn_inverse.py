@@ -51,6 +51,7 @@ class Config(BurgersConfig):
 
     adam_steps: int = 3000
     lbfgs_steps: int = 1000
+    gn_steps: int = 0  # the recorded identification is Adam + L-BFGS (pinn_burgers' stages before Gauss–Newton)
     num_observations: int = 1000
     noise: float = 0.01
     initial_viscosity: float = 0.01
