@@ -31,7 +31,7 @@ def test_tiny_run_of_every_variant(tmp_path):
     args = ["--set", "width=4", "--set", "depth=1", "--set", "fourier_features=4", "--set", "residual_points=32",
             "--set", "initial_points=8", "--set", "steps=4", "--set", "eval_every=1", "--set", "warmup_steps=0",
             "--set", "causal_chunks=4", "--set", "weighting_every=1", "--set", "progress=false", "--set", "betas=30,50",
-            "--set", "windows=2"]
+            "--set", "windows=2", "--set", f"variants={','.join(cv.VARIANTS)}"]
     assert cli.main(["run", "pinn_convection", "--out", str(out), *args]) == 0
     r = json.loads((out / "results.json").read_text())
     for beta in ("beta30", "beta50"):
