@@ -2,16 +2,23 @@
 
 import json
 
+import pytest
+
 from jaxpde import cli
 
 
-def test_tour_runs_small(tmp_path):
+def _run_small(tmp_path):
     out = tmp_path / "tour"
     argv = ["run", "tour", "--out", str(out), "--set", "n_train=20", "--set", "n_test=10", "--set", "steps=60",
             "--set", "batch_size=10", "--set", "darcy_points=31", "--set", f"cache_dir={tmp_path / 'cache'}",
             "--set", "progress=false", "--set", "preconditioner_steps=5", "--set", "sampler_points=64",
             "--set", "pinn_gauss_newton_steps=5", "--set", "pinn_adam_steps=50"]
     assert cli.main(argv) == 0
+    return out
+
+
+def test_tour_runs_small(tmp_path):
+    out = _run_small(tmp_path)
     results = json.loads((out / "results.json").read_text())
     assert results["burgers_relative_l2"] < 1e-4  # ETDRK4 vs Cole–Hopf, float32
     assert results["darcy_cg_jacobi_relative_residual"] <= 1e-4
@@ -28,7 +35,11 @@ def test_tour_runs_small(tmp_path):
     assert results["pinn_gauss_newton_relative_l2"] < 0.5 * results["pinn_adam_relative_l2"]
     for name in ("config.json", "metrics.jsonl", "tour.png"):
         assert (out / name).exists()
-    # Running it again reads the cached dataset and resumes from the final checkpoint.
+
+
+@pytest.mark.slow  # the small run again, then its resume (~100 s of CPU); the default set runs it once
+def test_tour_resumes_from_its_checkpoints_and_reads_the_cached_dataset(tmp_path):
+    out = _run_small(tmp_path)
     assert cli.main(["resume", str(out)]) == 0
     again = json.loads((out / "results.json").read_text())
     assert again["dataset_generated"] is False and again["surrogate_resumed_from"] == 60

@@ -15,7 +15,7 @@ from jaxpde.preconditioners import DarcySystems
 from jaxpde.training import fit
 
 
-STEPS = 60
+STEPS = 40
 
 
 def _darcy(n=15, seed=0):
@@ -56,8 +56,8 @@ def test_the_residual_alone_trains_a_model_from_coefficients():
     residual = eqx.filter_jit(lambda m: physics_only(m, batch, None)[1]["residual"])
     before = float(residual(model))
     result = fit(model, optax.adam(3e-3), physics_only, lambda key: batch, steps=STEPS, key=jax.random.key(2), progress=False)
-    after = float(residual(result.model))  # measured: 726 -> 3.4
-    assert after < 0.3 * before
+    after = float(residual(result.model))  # measured: 726 -> 9.3 after 40 steps
+    assert after < 0.1 * before
 
 
 def test_bad_input_is_refused_by_name():

@@ -221,6 +221,7 @@ def test_a_changed_run_is_refused_and_leaves_the_folder_untouched(tmp_path, seed
     assert_bit_identical(parameters(train(steps=40).model), parameters(train(tmp_path, steps=40, **base).model))
 
 
+@pytest.mark.slow  # two racing runs (~11 s); the lock is in the default set: test_run_lock_is_reentrant_and_excludes_other_processes, test_a_second_writer_exits_2_naming_the_holder
 def test_two_writers_on_one_folder_one_is_refused(tmp_path):
     first, second = start(tmp_path, 40, 0.02), start(tmp_path, 40, 0.02)
     outputs = {first.pid: first.communicate(timeout=300)[0], second.pid: second.communicate(timeout=300)[0]}
