@@ -61,8 +61,8 @@ def stationary_residual(
         )
     field = prediction[0] if channel else prediction
     operator = pde.operator(grid, *operator_args)
-    residual = operator.mv(field.astype(operator.out_structure().dtype)) - pde.source_on_grid(grid, operator.out_structure().dtype)
-    residual = residual.astype(prediction.dtype)
+    dtype = operator.out_structure().dtype
+    residual = (operator.mv(field.astype(dtype)) - pde.source_on_grid(grid, dtype)).astype(prediction.dtype)
     return residual[None] if channel else residual
 
 
@@ -98,12 +98,12 @@ def stationary_physics_loss(
             raise ValueError(f"{owner}: `{name}` must be a finite number >= 0, got {value!r}.")
     takes_coefficient = "coefficient" in inspect.signature(pde.operator).parameters  # Darcy's, not Poisson's
     coefficient = (lambda inputs: inputs[:, 0]) if coefficient is None else coefficient
+    # ‖f_h‖ is the same for every sample and step: once, here.
+    source_norm = float(jnp.linalg.norm(jnp.broadcast_to(pde.source_on_grid(grid), grid.shape).ravel()))
 
     def relative_residual(prediction, a):
         args = (a,) if takes_coefficient else ()
-        residual = stationary_residual(pde, grid, prediction, *args)
-        source = pde.source_on_grid(grid, residual.dtype)
-        return jnp.linalg.norm(residual.ravel()) / jnp.linalg.norm(jnp.broadcast_to(source, grid.shape).ravel())
+        return jnp.linalg.norm(stationary_residual(pde, grid, prediction, *args).ravel()) / source_norm
 
     def loss_fn(model, batch, key):
         inputs, targets = batch

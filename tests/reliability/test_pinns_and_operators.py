@@ -1,8 +1,9 @@
 """Fault suite of the PINN and neural-operator families: a NaN in what they are given.
 
 A constant that is not finite (a boundary value, an observation) is refused where it is given;
-a NaN that reaches training (a collocation point, one sample of an operator dataset) stops
-`fit` at the step that meets it, naming the loss term, with the checkpoint before it intact.
+a NaN that reaches training (a collocation point, one sample of an operator dataset, a Darcy
+prediction under the physics-informed loss) stops `fit` at the step that meets it, naming the
+loss term, with the checkpoint before it intact; a NaN Darcy coefficient is refused by name.
 """
 
 import equinox as eqx
@@ -13,7 +14,9 @@ import optax
 import pytest
 
 from jaxpde import autodiff as ad
-from jaxpde.neural_operators import FNO, operator_loss
+from jaxpde import Grid
+from jaxpde.neural_operators import FNO, operator_loss, stationary_physics_loss, stationary_residual
+from jaxpde.pdes import Darcy
 from jaxpde.pinns import MLP, Dirichlet, GaussNewton, Initial, Interval, Neumann, Points, Problem, Robin, pinn_loss, pinn_residual_vector
 from jaxpde.training import ArrayLoader, NonFiniteError, fit
 
@@ -71,3 +74,27 @@ def test_a_nan_sample_in_an_operator_dataset_stops_training_at_its_batch():
     loader = ArrayLoader((inputs, targets), 2, shuffle=False)
     with pytest.raises(NonFiniteError, match=r"at step 3 "):
         fit(model, optax.adam(1e-3), operator_loss(), loader, steps=4, key=jax.random.key(2), progress=False)
+
+
+class _Scale(eqx.Module):
+    """û = w · a: the smallest trainable model of one Darcy sample."""
+
+    w: jax.Array
+
+    def __call__(self, a):
+        return self.w * a
+
+
+def test_physics_informed_operator_training_with_a_nan_coefficient_or_prediction_stops_clearly():
+    grid = Grid((8, 8), boundary="dirichlet")
+    inputs = jnp.ones((4, 1, 8, 8)).at[2, 0, 4, 4].set(jnp.nan)  # sample 2: the second batch of 2
+    loader = ArrayLoader((inputs, jnp.zeros_like(inputs)), 2, shuffle=False)
+    model = _Scale(jnp.asarray(0.1))
+    # A NaN coefficient: Darcy's operator refuses it by name (checked under jit).
+    with pytest.raises(jax.errors.JaxRuntimeError, match="`coefficient` must be positive and finite"):
+        fit(model, optax.adam(1e-3), stationary_physics_loss(Darcy(), grid, data_weight=0.0), loader, steps=3,
+            key=jax.random.key(0), progress=False)
+    # A NaN prediction with a good coefficient: fit stops at that batch, naming the residual.
+    ones = stationary_physics_loss(Darcy(), grid, coefficient=lambda x: jnp.ones_like(x[:, 0]), data_weight=0.0)
+    with pytest.raises(NonFiniteError, match=r"'residual' at step 2 "):
+        fit(model, optax.adam(1e-3), ones, loader, steps=3, key=jax.random.key(0), progress=False)
