@@ -194,6 +194,13 @@ def _stage_identity(identity: dict, stage: str) -> dict:
     return {**{k: v for k, v in identity.items() if not k.startswith(later)}, "stage": stage}
 
 
+def fixed_points(problem: Problem, key, residual_key, n: int) -> dict:
+    """One draw of every term's points, with `n` residual points: the fixed set of a quasi-Newton stage."""
+    points = dict(problem.sample(key))
+    points["residual"] = problem.sample_term("residual", residual_key, n)
+    return points
+
+
 def train(problem: Problem, model, config: Config, out_dir: Path, key, callback: ErrorVsReference, identity: dict):
     """The stages (Adam, L-BFGS, Gauss–Newton; those with steps); returns the model, the curve
     ``[(wall_s, step, rel_l2)]`` and the stage timings."""
@@ -206,13 +213,11 @@ def train(problem: Problem, model, config: Config, out_dir: Path, key, callback:
         schedule = optax.cosine_decay_schedule(config.learning_rate, config.adam_steps, 0.01)
         stages.append(("adam", optax.adam(schedule), problem.sample, config.adam_steps, k_adam))
     if config.lbfgs_steps:
-        fixed = dict(problem.sample(k_points))
-        fixed["residual"] = problem.sample_term("residual", jax.random.fold_in(k_points, 1), config.lbfgs_points)
+        fixed = fixed_points(problem, k_points, jax.random.fold_in(k_points, 1), config.lbfgs_points)
         stages.append(("lbfgs", optax.lbfgs(memory_size=config.lbfgs_memory), lambda key: fixed, config.lbfgs_steps,
                        k_lbfgs))
     if config.gn_steps:
-        gn_fixed = dict(problem.sample(jax.random.fold_in(k_points, 2)))
-        gn_fixed["residual"] = problem.sample_term("residual", jax.random.fold_in(k_points, 3), config.gn_points)
+        gn_fixed = fixed_points(problem, jax.random.fold_in(k_points, 2), jax.random.fold_in(k_points, 3), config.gn_points)
         step = GaussNewton(pinn_residual_vector(problem), damping=config.gn_damping, max_cg_steps=config.gn_cg_steps,
                            cg_rtol=1e-10, adaptive_damping=True)
         stages.append(("gn", step, lambda key: gn_fixed, config.gn_steps, jax.random.fold_in(k_lbfgs, 1)))
