@@ -4,7 +4,9 @@ Architectures (every model maps **one sample**, channels first, ``(c_in, *grid) 
 *grid)``; `jax.vmap` batches, and `jaxpde.training.fit` trains it):
 
 - `SpectralConv`: the truncated spectral convolution in 1/2/3-D (dense or CP/Tucker-factorised
-  weights); `Pointwise`: the ``1 × 1`` convolution beside it;
+  weights; the retained spectrum by truncated-DFT products or FFTs, whichever is cheaper);
+  `Pointwise`: the ``1 × 1`` convolution beside it, on `channel_mix` (a channel contraction
+  whose `jax.vmap` is one batched matrix product, no transposed copies of the field);
 - `FNO`: the Fourier neural operator (Li et al., ICLR 2021): lifting, Fourier layers,
   projection; optional coordinate channels and domain padding; resolution independent;
 - `DeepONet`: branch net on sensor values, trunk net on query points (Lu et al., Nature Machine
@@ -41,6 +43,7 @@ from ._breakeven import (
 )
 from ._deeponet import DeepONet, query_grid
 from ._emulator import Emulator, SolverStep, trajectory_windows
+from ._channel_mix import channel_mix
 from ._fno import FNO, Pointwise
 from ._fourier_multiplier import FourierMultiplier
 from ._losses import operator_loss, relative_h1_loss, relative_l2_loss
@@ -66,6 +69,7 @@ __all__ = [
     "UNet",
     "breakeven",
     "breakeven_rollouts",
+    "channel_mix",
     "evaluate_settings",
     "fourier_resample",
     "match_solver",

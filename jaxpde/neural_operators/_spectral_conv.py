@@ -26,6 +26,17 @@ point the value of the trigonometric polynomial ``Σ_{k∈𝓜} R(k) c_k e^{2πi
 ``c_k = v̂(k)/|s|`` — the same function at every resolution whenever ``v`` is band-limited to
 modes the grid resolves. So one layer applies at any ``s`` that holds its modes.
 
+**Two ways to the retained block.** `jnp.fft.rfftn` followed by `truncate` computes the whole
+spectrum and keeps a corner of it. When an axis keeps few of its frequencies the corner alone is
+cheaper as products with truncated DFT matrices — along the last axis the real ``s_d × 2m_d``
+matrix ``[cos(2πk x/s_d) | −sin(2πk x/s_d)]`` (one GEMM on the field as it lies in memory), along
+the others the complex ``(2m_i − 1) × s_i`` matrix ``e^{−2πi k x/s_i}`` on the already reduced
+array; the inverse uses the adjoint matrices, with the real FFT's weights on the last axis
+(``1/s_d`` for ``k = 0`` and a Nyquist ``k = s_d/2``, ``2/s_d`` for the rest, imaginary parts of
+those two dropped). Both give the same numbers to rounding; `by_matrices` picks one from the
+modes and the grid. On a CPU the products cost a layer about half the FFTs' time at 64² with
+12 modes, and their gradients are products again.
+
 **Factorised weights.** ``R`` has ``c_out c_in Π(2m_i − 1)·m_d`` complex entries. With
 `factorization`:
 
@@ -39,6 +50,7 @@ Fourier Neural Operator for High-Resolution PDEs", TMLR 2024. The dense ``R`` is
 the factors at every call (cheap next to the FFTs at these sizes) and then applied as above.
 """
 
+import functools
 from collections.abc import Sequence
 from typing import Literal
 
@@ -48,7 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Complex, Float, PRNGKeyArray
 
-__all__ = ["SpectralConv", "retained_shape", "truncate", "untruncate"]
+__all__ = ["SpectralConv", "from_retained_spectrum", "retained_shape", "retained_spectrum", "truncate", "untruncate"]
 
 _LETTERS = "abcdefgh"  # einsum letters of the spatial axes (at most 3 used)
 
@@ -119,6 +131,64 @@ def untruncate(block: Complex[Array, "c *kept"], modes: tuple[int, ...], shape: 
         zeros_shape[axis] = shape[axis - 1] - (2 * m - 1)
         block = jnp.concatenate([low, jnp.zeros(zeros_shape, block.dtype), high], axis=axis)
     return block
+
+
+def by_matrices(shape: tuple[int, ...], modes: tuple[int, ...]) -> bool:
+    """Whether the retained block of a grid of `shape` is cheaper by truncated-DFT matrices than
+    by FFTs: when every axis keeps few frequencies next to its length, ``2m ≤ 6 log₂ s``.
+    Measured on one CPU core, a layer's gradient (width 32) by matrices over by FFTs: 0.61 at
+    64² with 12 modes, 0.79 with 16, 1.07 with 20; 0.48 at s = 1024 with 16; 0.55 at 32³ with 8."""
+    return all(2 * m <= 6 * np.log2(max(s, 2)) for s, m in zip(shape, modes))
+
+
+def _frequencies(s: int, m: int) -> np.ndarray:
+    """The retained wavenumbers of an axis that is not the last, in `truncate`'s order."""
+    return np.concatenate([np.arange(m), np.arange(-(m - 1), 0)]) * (2 * np.pi / s)
+
+
+@functools.lru_cache(maxsize=64)
+def _dft_matrices(shape: tuple[int, ...], modes: tuple[int, ...]):
+    """The truncated DFT matrices of the module docstring, in float64/complex128 numpy."""
+    s, m = shape[-1], modes[-1]
+    phase = np.outer(np.arange(s), np.arange(m)) * (2 * np.pi / s)
+    last_forward = np.concatenate([np.cos(phase), -np.sin(phase)], axis=1)  # (s, 2m): [Re | Im]
+    # The inverse real FFT counts each k > 0 twice (k and −k) except a Nyquist k = s/2, and
+    # drops the imaginary parts of k = 0 and Nyquist (sin vanishes there).
+    counted = np.where((np.arange(m) == 0) | (2 * np.arange(m) == s), 1.0, 2.0)[:, None] / s
+    last_inverse = np.concatenate([counted * np.cos(phase.T), -counted * np.sin(phase.T)], axis=0)  # (2m, s)
+    others = [np.exp(-1j * np.outer(_frequencies(n, k), np.arange(n))) for n, k in zip(shape[:-1], modes[:-1])]
+    return last_forward, last_inverse, others
+
+
+def retained_spectrum(v: Float[Array, "c *grid"], modes: tuple[int, ...]) -> Complex[Array, "c *kept"]:
+    """``truncate(rfftn(v))`` over the spatial axes: by truncated-DFT matrix products when
+    `by_matrices`, otherwise by the FFT."""
+    shape = v.shape[1:]
+    if not by_matrices(shape, modes):
+        return truncate(jnp.fft.rfftn(v, axes=tuple(range(1, v.ndim))), modes)
+    last_forward, _, others = _dft_matrices(shape, modes)
+    m = modes[-1]
+    pairs = v @ jnp.asarray(last_forward, v.dtype)  # the last axis, real in: one GEMM
+    block = jax.lax.complex(pairs[..., :m], pairs[..., m:])
+    for axis, matrix in enumerate(others, start=1):
+        block = _along(block, jnp.asarray(matrix, block.dtype), axis)
+    return block
+
+
+def from_retained_spectrum(block: Complex[Array, "c *kept"], modes: tuple[int, ...], shape: tuple[int, ...]) -> Float[Array, "c *grid"]:
+    """``irfftn(untruncate(block), s=shape)``: the inverse of `retained_spectrum`."""
+    if not by_matrices(shape, modes):
+        return jnp.fft.irfftn(untruncate(block, modes, shape), s=shape, axes=tuple(range(1, block.ndim)))
+    _, last_inverse, others = _dft_matrices(shape, modes)
+    for axis, (matrix, n) in enumerate(zip(others, shape[:-1]), start=1):
+        block = _along(block, jnp.asarray(matrix.conj().T / n, block.dtype), axis)
+    pairs = jnp.concatenate([block.real, block.imag], axis=-1)
+    return pairs @ jnp.asarray(last_inverse, pairs.dtype)  # the last axis, real out: one GEMM
+
+
+def _along(x: Array, matrix: Array, axis: int) -> Array:
+    """``matrix`` applied to `axis` of `x` (``y[…, k, …] = Σ_j matrix[k, j] x[…, j, …]``)."""
+    return jnp.moveaxis(jnp.tensordot(matrix, x, axes=(1, axis)), 0, axis)
 
 
 def _complex(pair: Float[Array, "... 2"]) -> Complex[Array, "..."]:
@@ -220,9 +290,8 @@ class SpectralConv(eqx.Module):
             )
         shape = v.shape[1:]
         check_grid(shape, self.modes, owner, "v")
-        axes = tuple(range(1, self.ndim + 1))
-        block = truncate(jnp.fft.rfftn(v, axes=axes), self.modes)
+        block = retained_spectrum(v, self.modes)
         letters = _LETTERS[: self.ndim]
         weight = self.dense_weight().astype(block.dtype)
         mixed = jnp.einsum(f"oi{letters},i{letters}->o{letters}", weight, block)
-        return jnp.fft.irfftn(untruncate(mixed, self.modes, shape), s=shape, axes=axes).astype(v.dtype)
+        return from_retained_spectrum(mixed, self.modes, shape).astype(v.dtype)

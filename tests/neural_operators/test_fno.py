@@ -11,6 +11,7 @@ import numpy as np
 import optax
 import pytest
 
+from jaxpde.neural_operators import _fno
 from jaxpde.neural_operators._fno import FNO, grid_coordinates
 from jaxpde.training import ArrayLoader, fit
 
@@ -143,6 +144,24 @@ def test_exact_resume_of_an_fno_run_with_ema(tmp_path):
         for x, y in zip(jax.tree.leaves(eqx.filter(a, eqx.is_array)), jax.tree.leaves(eqx.filter(b, eqx.is_array))):
             np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     assert not bool(eqx.tree_equal(whole.model, whole.ema_model))  # the EMA is a different state
+
+
+def test_the_projection_in_chunks_equals_the_whole_projection(x64, monkeypatch):
+    """30 points in chunks of 7 (the last padded): the same values and the same gradients, for
+    the parameters and the input, under vmap, as the projection applied to the whole field."""
+    model = jax.tree.map(lambda p: p.astype(jnp.float64), FNO(1, 2, modes=(2, 2), width=4, depth=1, key=jax.random.key(0)))
+    v = jax.random.normal(jax.random.key(1), (3, 4, 6, 5), jnp.float64)
+
+    def loss(model, v):
+        return jnp.sum(jnp.sin(jax.vmap(model.project)(v)))
+
+    whole = jax.value_and_grad(loss, argnums=(0, 1))(model, v)
+    monkeypatch.setattr(_fno, "_PROJECTION_CHUNK", 7)
+    chunked = jax.value_and_grad(loss, argnums=(0, 1))(model, v)
+    direct = jax.vmap(lambda x: model.project_out(jax.nn.gelu(model.project_hidden(x))))(v)
+    np.testing.assert_allclose(jax.vmap(model.project)(v), direct, rtol=1e-13)
+    for a, b in zip(jax.tree.leaves(chunked), jax.tree.leaves(whole), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
 def test_bad_inputs_are_refused_by_name():

@@ -11,7 +11,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpde.neural_operators._spectral_conv import SpectralConv, retained_shape
+from jaxpde.neural_operators import _spectral_conv
+from jaxpde.neural_operators._spectral_conv import (
+    SpectralConv,
+    by_matrices,
+    from_retained_spectrum,
+    retained_shape,
+    retained_spectrum,
+    truncate,
+    untruncate,
+)
 
 
 def _wavenumbers(modes):
@@ -37,17 +46,47 @@ def dense_operator(weight: np.ndarray, modes, shape) -> np.ndarray:
     return kernel.transpose(0, 2, 1, 3).reshape(c_out * size, c_in * size)
 
 
+@pytest.fixture(params=["matrices", "fft"])
+def transform(request, monkeypatch):
+    """Run a test through either way of computing the retained spectrum."""
+    by_matrices = request.param == "matrices"
+    monkeypatch.setattr(_spectral_conv, "by_matrices", lambda shape, modes: by_matrices)
+    return request.param
+
+
 @pytest.mark.parametrize(
     "modes, shape, factorization",
     [(4, (7,), None), ((3, 2), (6, 4), "cp"), ((2, 2, 2), (4, 3, 4), None)],
 )
-def test_equals_the_dense_reference_convolution(x64, modes, shape, factorization):
+def test_equals_the_dense_reference_convolution(x64, transform, modes, shape, factorization):
     c_in, c_out = 2, 3
     conv = SpectralConv(c_in, c_out, modes, factorization=factorization, rank=3, key=jax.random.key(0))
     conv = jax.tree.map(lambda w: w.astype(jnp.float64), conv)
     v = jax.random.normal(jax.random.key(1), (c_in, *shape), jnp.float64)
     reference = dense_operator(np.asarray(conv.dense_weight()), conv.modes, shape) @ np.asarray(v).ravel()
     np.testing.assert_allclose(np.asarray(eqx.filter_jit(conv)(v)).ravel(), reference, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "shape, modes",
+    [((16,), (5,)), ((8,), (5,)), ((9, 8), (5, 5)), ((9, 9), (5, 5)), ((7, 10), (4, 6)), ((8, 9, 10), (3, 4, 6))],
+)
+def test_dft_matrices_equal_the_fft_on_the_retained_block(x64, shape, modes):
+    """Both ways, forward and inverse, agree to rounding — grids whose last axis keeps its
+    Nyquist frequency (8 and 10 points, 5 and 6 modes) and a block with imaginary parts on the
+    k = 0 and Nyquist planes (which the inverse real FFT drops) included."""
+    v = jax.random.normal(jax.random.key(0), (3, *shape), jnp.float64)
+    axes = tuple(range(1, v.ndim))
+    by_fft = truncate(jnp.fft.rfftn(v, axes=axes), modes)
+    np.testing.assert_allclose(retained_spectrum(v, modes), by_fft, atol=1e-12)
+    block = by_fft + 0.3j * jax.random.normal(jax.random.key(1), by_fft.shape, jnp.float64)
+    inverse = jnp.fft.irfftn(untruncate(block, modes, shape), s=shape, axes=axes)
+    np.testing.assert_allclose(from_retained_spectrum(block, modes, shape), inverse, atol=1e-13)
+
+
+def test_the_cheaper_transform_is_chosen_by_modes_against_grid():
+    assert by_matrices((64, 64), (12, 12)) and by_matrices((64, 64), (16, 16)) and by_matrices((1024,), (16,))
+    assert not by_matrices((64, 64), (20, 20)) and not by_matrices((256,), (129,))
 
 
 def test_factorised_weights_rebuild_as_their_formulas():
