@@ -212,7 +212,9 @@ class SpectralConv(eqx.Module):
     One sample ``v`` of shape ``(c_in, s_1, …, s_d)`` maps to ``(c_out, s_1, …, s_d)``.
     """
 
-    weight: Float[Array, "..."] | tuple  # dense: (c_out, c_in, *kept, 2); factorised: a tuple of factors
+    # dense: (*kept, c_out, c_in, 2), wavenumbers first — the layout of the per-wavenumber products,
+    # so that neither the weight nor its gradient is transposed at every step; factorised: a tuple
+    weight: Float[Array, "..."] | tuple
     modes: tuple[int, ...] = eqx.field(static=True)
     in_channels: int = eqx.field(static=True)
     out_channels: int = eqx.field(static=True)
@@ -238,7 +240,8 @@ class SpectralConv(eqx.Module):
         dims = (self.out_channels, self.in_channels, *retained_shape(self.modes))
         std = (1.0 / (self.in_channels + self.out_channels)) ** 0.5
         if factorization is None:
-            self.weight = std * jax.random.normal(key, (*dims, 2))
+            # Drawn as (c_out, c_in, *kept): each entry R(k)_{oi} gets the draw it always had.
+            self.weight = jnp.moveaxis(std * jax.random.normal(key, (*dims, 2)), (0, 1), (-3, -2))
             return
         rank = positive_int(rank, "rank", owner)
         keys = jax.random.split(key, len(dims) + 1)
@@ -257,8 +260,9 @@ class SpectralConv(eqx.Module):
 
     def __check_init__(self):
         dims = (self.out_channels, self.in_channels, *retained_shape(self.modes))
-        if self.factorization is None and jnp.shape(self.weight) != (*dims, 2):
-            raise ValueError(f"SpectralConv: `weight` must have shape {(*dims, 2)}, got {jnp.shape(self.weight)}.")
+        stored = (*dims[2:], *dims[:2], 2)
+        if self.factorization is None and jnp.shape(self.weight) != stored:
+            raise ValueError(f"SpectralConv: `weight` must have shape {stored} (*kept, c_out, c_in, 2), got {jnp.shape(self.weight)}.")
 
     @property
     def ndim(self) -> int:
@@ -267,17 +271,22 @@ class SpectralConv(eqx.Module):
     def dense_weight(self) -> Complex[Array, "c_out c_in *kept"]:
         """``R`` on the retained block, ``(c_out, c_in, *retained_shape(modes))`` complex (rebuilt
         from the factors when factorised)."""
+        return jnp.moveaxis(self.wavenumber_major_weight(), (-2, -1), (0, 1))
+
+    def wavenumber_major_weight(self) -> Complex[Array, "*kept c_out c_in"]:
+        """``R`` as ``(*retained_shape(modes), c_out, c_in)``: the layout `__call__` multiplies in."""
         if self.factorization is None:
             return _complex(self.weight)
         axes = "op" + _LETTERS[: self.ndim]
+        out = _LETTERS[: self.ndim] + "op"
         if self.factorization == "cp":
             factors = [_complex(f) for f in self.weight]
-            spec = ",".join(f"{a}r" for a in axes) + "->" + axes
+            spec = ",".join(f"{a}r" for a in axes) + "->" + out
             return jnp.einsum(spec, *factors)
         core, *factors = self.weight
         core, factors = _complex(core), [_complex(f) for f in factors]
         ranks = "ABCDE"[: len(axes)]
-        spec = ranks + "," + ",".join(f"{a}{r}" for a, r in zip(axes, ranks)) + "->" + axes
+        spec = ranks + "," + ",".join(f"{a}{r}" for a, r in zip(axes, ranks)) + "->" + out
         return jnp.einsum(spec, core, *factors)
 
     def __call__(self, v: Float[Array, "c_in *grid"]) -> Float[Array, "c_out *grid"]:
@@ -292,6 +301,6 @@ class SpectralConv(eqx.Module):
         check_grid(shape, self.modes, owner, "v")
         block = retained_spectrum(v, self.modes)
         letters = _LETTERS[: self.ndim]
-        weight = self.dense_weight().astype(block.dtype)
-        mixed = jnp.einsum(f"oi{letters},i{letters}->o{letters}", weight, block)
+        weight = self.wavenumber_major_weight().astype(block.dtype)
+        mixed = jnp.einsum(f"{letters}oi,i{letters}->o{letters}", weight, block)
         return from_retained_spectrum(mixed, self.modes, shape).astype(v.dtype)

@@ -106,7 +106,7 @@ def test_a_linear_fno_with_the_heat_symbol_is_the_heat_semigroup():
     model = eqx.tree_at(
         lambda m: (m.lift.weight, m.lift.bias, m.local[0].weight, m.local[0].bias, m.project_hidden.weight,
                    m.project_hidden.bias, m.project_out.weight, m.project_out.bias, m.spectral[0].weight),
-        model, (one, zero, 0 * one, zero, one, zero, one, zero, jnp.stack([symbol, 0 * symbol], -1)[None, None]))
+        model, (one, zero, 0 * one, zero, one, zero, one, zero, jnp.stack([symbol, 0 * symbol], -1)[:, None, None]))  # (k, o, i, re/im)
     u0, u1 = heat_data(jax.random.key(1), 4, s=s, t=t)
     np.testing.assert_allclose(np.asarray(eqx.filter_jit(jax.vmap(model))(u0)), np.asarray(u1), atol=1e-5 * float(jnp.max(jnp.abs(u1))))
 
