@@ -33,6 +33,8 @@ transform (periodic data) and a Glorot-like initialisation with ``B_ℓ`` near t
 
 from collections.abc import Sequence
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -40,7 +42,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._fno import Pointwise, activation_function
-from ._spectral_conv import as_modes, check_grid, positive_int, retained_shape, truncate, untruncate
+from ._spectral_conv import as_modes, check_grid, from_retained_spectrum, positive_int, retained_shape, retained_spectrum
 
 __all__ = ["TransformOnce"]
 
@@ -112,8 +114,8 @@ class TransformOnce(eqx.Module):
             )
         shape = a.shape[1:]
         check_grid(shape, self.modes, "TransformOnce", "a")
-        axes = tuple(range(1, self.ndim + 1))
-        spectrum = truncate(jnp.fft.rfftn(a, axes=axes, norm="forward"), self.modes)
+        points = math.prod(shape)  # the forward-normalised transform: coefficients independent of the grid
+        spectrum = retained_spectrum(a, self.modes) / points
         kept = spectrum.shape[1:]
         z = self.lift(jnp.concatenate([spectrum.real, spectrum.imag]).astype(a.dtype))
         sigma = activation_function(self.activation, "TransformOnce")
@@ -122,4 +124,4 @@ class TransformOnce(eqx.Module):
             z = z + sigma(mixed.reshape(z.shape))
         out = self.project(z)
         block = jax.lax.complex(out[: self.out_channels], out[self.out_channels :]).reshape(self.out_channels, *kept)
-        return jnp.fft.irfftn(untruncate(block, self.modes, shape), s=shape, axes=axes, norm="forward").astype(a.dtype)
+        return (from_retained_spectrum(block, self.modes, shape) * points).astype(a.dtype)
