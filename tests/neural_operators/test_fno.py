@@ -111,8 +111,7 @@ def test_a_linear_fno_with_the_heat_symbol_is_the_heat_semigroup():
     np.testing.assert_allclose(np.asarray(eqx.filter_jit(jax.vmap(model))(u0)), np.asarray(u1), atol=1e-5 * float(jnp.max(jnp.abs(u1))))
 
 
-@pytest.mark.slow  # ~5 s of CPU
-def test_a_linear_fno_learns_the_heat_semigroup():
+def test_a_linear_fno_learns_the_heat_semigroup():  # ~5 s: in the default set (the acceptance test)
     # The target is linear, so the FNO with the identity activation can represent it exactly;
     # 150 Adam steps reach 2.5e-5 on held-out fields.
     assert learn_heat("identity", 150) <= 1e-4
@@ -123,8 +122,7 @@ def test_a_gelu_fno_learns_the_heat_semigroup():
     assert learn_heat("gelu", 2000) <= 1e-3  # measured 4.8e-4
 
 
-@pytest.mark.slow  # ~12 s of CPU: three compiled training runs and their checkpoints
-def test_exact_resume_of_an_fno_run_with_ema(tmp_path):
+def test_exact_resume_of_an_fno_run_with_ema(tmp_path):  # ~10 s: three compiled runs and their checkpoints
     u0, u1 = heat_data(jax.random.key(1), 16, s=16, top=4)
     model = FNO(1, 1, modes=4, width=4, depth=2, key=jax.random.key(0))
     common = dict(steps=6, key=jax.random.key(5), ema_decay=0.9, progress=False, log_every=1, checkpoint_every=2,
