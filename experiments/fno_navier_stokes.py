@@ -29,14 +29,16 @@ both timed compiled here, and the number of rollouts after which the training an
 generation (the reference solver's cost for the training trajectories) are paid back.
 Checkpoints under ``OUT/fno``: ``jaxpde resume OUT`` continues exactly.
 
-Recorded (CPU budget, `experiments/results/fno_navier_stokes.json`; 181 s of CPU, 29 min wall on
-the shared 2 cores at load 19–25): test relative L2 **0.0133** over the 10 predicted frames
-(0.0128 at t = 11 rising to 0.0186 at t = 20), 139 693 parameters; the paper's 0.0128 is for 40
-frames at 64² with 1000 samples, a harder and better-funded task. Breakeven: **never** on this
-machine — ETDRK4 on a 16² grid with ``dt = 0.5`` is already more accurate (0.0037) and at least
-as fast (6.0 ms against the FNO's 8.2 ms per 10-frame rollout; timings under load, fastest of
-five); against the reference solver (64², ``dt = 0.05``, 245 ms) the FNO pays back its 1250 s of
-training and data after 5282 rollouts. Settings with ``dt = 0.5`` at 32² and ``dt = 1`` at 16²
+Recorded (CPU budget, `experiments/results/fno_navier_stokes.json`; 142 s wall on one pinned core
+of a quiet machine, 61 s of it training at 22 steps/s): test relative L2 **0.0133** over the 10
+predicted frames (0.0128 at t = 11 rising to 0.0186 at t = 20), 139 693 parameters; the paper's
+0.0128 is for 40 frames at 64² with 1000 samples, a harder and better-funded task. Breakeven:
+**never** on this machine — ETDRK4 on a 16² grid with ``dt = 0.5`` is already more accurate
+(0.0037) and faster (1.0 ms against the FNO's 5.1 ms per 10-frame rollout, fastest of five);
+against the reference solver (64², ``dt = 0.05``, 64 ms) the FNO pays back its 74 s of training
+and data after 1253 rollouts. (The run before the FNO's layout work, at load 19–25: the same
+0.0133, 8.2 ms per rollout, 1250 s of training and data, 5282 rollouts.)
+Settings with ``dt = 0.5`` at 32² and ``dt = 1`` at 16²
 blow up (NaN error), as an explicit treatment of advection at that CFL number must.
 """
 
