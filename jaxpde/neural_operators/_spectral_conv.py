@@ -148,7 +148,8 @@ def _frequencies(s: int, m: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def _dft_matrices(shape: tuple[int, ...], modes: tuple[int, ...]):
-    """The truncated DFT matrices of the module docstring, in float64/complex128 numpy."""
+    """The truncated DFT matrices of the module docstring, in float64/complex128 numpy: the last
+    axis' forward and inverse, and for every other axis its forward and inverse (the adjoint / s)."""
     s, m = shape[-1], modes[-1]
     phase = np.outer(np.arange(s), np.arange(m)) * (2 * np.pi / s)
     last_forward = np.concatenate([np.cos(phase), -np.sin(phase)], axis=1)  # (s, 2m): [Re | Im]
@@ -157,7 +158,8 @@ def _dft_matrices(shape: tuple[int, ...], modes: tuple[int, ...]):
     counted = np.where((np.arange(m) == 0) | (2 * np.arange(m) == s), 1.0, 2.0)[:, None] / s
     last_inverse = np.concatenate([counted * np.cos(phase.T), -counted * np.sin(phase.T)], axis=0)  # (2m, s)
     others = [np.exp(-1j * np.outer(_frequencies(n, k), np.arange(n))) for n, k in zip(shape[:-1], modes[:-1])]
-    return last_forward, last_inverse, others
+    others_inverse = [matrix.conj().T / n for matrix, n in zip(others, shape[:-1])]
+    return last_forward, last_inverse, others, others_inverse
 
 
 def retained_spectrum(v: Float[Array, "c *grid"], modes: tuple[int, ...]) -> Complex[Array, "c *kept"]:
@@ -166,7 +168,7 @@ def retained_spectrum(v: Float[Array, "c *grid"], modes: tuple[int, ...]) -> Com
     shape = v.shape[1:]
     if not by_matrices(shape, modes):
         return truncate(jnp.fft.rfftn(v, axes=tuple(range(1, v.ndim))), modes)
-    last_forward, _, others = _dft_matrices(shape, modes)
+    last_forward, _, others, _ = _dft_matrices(shape, modes)
     m = modes[-1]
     pairs = v @ jnp.asarray(last_forward, v.dtype)  # the last axis, real in: one GEMM
     block = jax.lax.complex(pairs[..., :m], pairs[..., m:])
@@ -179,9 +181,9 @@ def from_retained_spectrum(block: Complex[Array, "c *kept"], modes: tuple[int, .
     """``irfftn(untruncate(block), s=shape)``: the inverse of `retained_spectrum`."""
     if not by_matrices(shape, modes):
         return jnp.fft.irfftn(untruncate(block, modes, shape), s=shape, axes=tuple(range(1, block.ndim)))
-    _, last_inverse, others = _dft_matrices(shape, modes)
-    for axis, (matrix, n) in enumerate(zip(others, shape[:-1]), start=1):
-        block = _along(block, jnp.asarray(matrix.conj().T / n, block.dtype), axis)
+    _, last_inverse, _, others_inverse = _dft_matrices(shape, modes)
+    for axis, matrix in enumerate(others_inverse, start=1):
+        block = _along(block, jnp.asarray(matrix, block.dtype), axis)
     pairs = jnp.concatenate([block.real, block.imag], axis=-1)
     return pairs @ jnp.asarray(last_inverse, pairs.dtype)  # the last axis, real out: one GEMM
 
