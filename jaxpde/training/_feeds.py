@@ -109,6 +109,11 @@ class Feed:
     def start(self, step: int) -> None:
         """Position the source so that the next `device_inputs` call is for `step`."""
 
+    def same_inputs(self, start: int, stop: int) -> bool:
+        """Whether `device_inputs` gives the same arrays for the steps ``start … stop − 1``, so
+        that they can run as one compiled call (`fit`'s ``steps_per_call``). Unknown: no."""
+        return False
+
     def describe(self) -> dict:
         """What identifies this source in a run's identity (beyond its batch shapes)."""
         return {"type": type(self).__name__}
@@ -122,6 +127,9 @@ class SamplerFeed(Feed):
 
     def device_inputs(self, step):
         return None
+
+    def same_inputs(self, start, stop):
+        return True
 
     def describe(self):
         return {"type": "sampler", "sampler": getattr(self.sampler, "__qualname__", type(self.sampler).__name__)}
@@ -148,6 +156,11 @@ class ArrayFeed(Feed):
         if epoch != self._epoch:
             self._epoch, self._order = epoch, self._put(jnp.asarray(self.loader.epoch_order(epoch)))
         return (self.arrays, self._order)
+
+    def same_inputs(self, start, stop):
+        # One epoch's permutation serves all its steps.
+        per_epoch = self.loader.steps_per_epoch
+        return start // per_epoch == (stop - 1) // per_epoch
 
     def describe(self):
         loader = self.loader

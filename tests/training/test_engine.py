@@ -337,3 +337,81 @@ def test_checkpoint_retention_keeps_newest(tmp_path):
         out_dir=tmp_path, checkpoint_every=10, keep_checkpoints=2, progress=False)
     assert CheckpointStore(tmp_path / "checkpoints").steps() == [40, 50]
     shutil.rmtree(tmp_path)
+
+
+# ----------------------------------------------------------------------------- steps_per_call
+
+
+@pytest.mark.parametrize("kind", ["array_loader", "sampler", "list"])
+def test_steps_per_call_trains_exactly_as_one_step_per_call(kind, monkeypatch):
+    from jaxpde.training import _engine
+
+    made = []
+
+    def counted(train_step, length):
+        steps = scanned_steps(train_step, length)
+
+        def call(state, inputs):
+            made.append(int(state.step))
+            return steps(state, inputs)
+
+        return call
+
+    scanned_steps = _engine.scanned_steps
+    monkeypatch.setattr(_engine, "scanned_steps", counted)
+    x, y = regression_data()
+    data = {
+        # 8 steps per epoch: calls of 5 steps fit inside some epochs and straddle others.
+        "array_loader": ArrayLoader((x, y), 32),
+        "sampler": sampler,
+        "list": [(x[i : i + 32], y[i : i + 32]) for i in range(0, 256, 32)] * 8,
+    }[kind]
+    common = dict(key=jax.random.key(7), progress=False, log_every=10)
+    one = fit(Affine(3, 1), optax.adam(1e-2), mse_loss, data, steps=53, **common)
+    many = fit(Affine(3, 1), optax.adam(1e-2), mse_loss, data, steps=53, steps_per_call=5, **common)
+    # Calls start at multiples of 5 and end by step 53; an ArrayLoader's (8 steps per epoch) stay
+    # inside an epoch; a list's host batches go one per call.
+    expected = {"array_loader": [0, 10, 25, 35, 40], "sampler": list(range(0, 50, 5)), "list": []}[kind]
+    assert made == expected
+    assert many.step == 53
+    assert [r["step"] for r in many.history] == [10, 20, 30, 40, 50, 53]
+    assert [r["loss"] for r in many.history] == [r["loss"] for r in one.history]
+    assert_bit_identical(leaves(one.model), leaves(many.model))
+
+
+def test_steps_per_call_resume_is_bit_identical(tmp_path):
+    common = dict(key=jax.random.key(7), progress=False, checkpoint_every=10, log_every=5, steps_per_call=5)
+    whole = fit(Affine(3, 1), optax.adam(1e-2), mse_loss, sampler, steps=50, out_dir=tmp_path / "whole", **common)
+    fit(Affine(3, 1), optax.adam(1e-2), mse_loss, sampler, steps=30, out_dir=tmp_path / "split", **common)
+    resumed = fit(Affine(3, 1), optax.adam(1e-2), mse_loss, sampler, steps=50, out_dir=tmp_path / "split", **common)
+    assert resumed.resumed_from == 30
+    assert_bit_identical(leaves(whole.model), leaves(resumed.model))
+
+
+def test_steps_per_call_nan_guard_names_the_step_inside_a_call(tmp_path):
+    # The update of step 13 (the 13th) is non-finite; it lies inside the call of steps 13-16.
+    def loss(model, batch, key, extra):
+        x, y = batch
+        fit_term = jnp.mean((jax.vmap(model)(x) - y) ** 2)
+        fit_term = jnp.where(extra == 12, jnp.nan, fit_term)
+        return fit_term, {"data": fit_term}, extra + 1
+
+    with pytest.raises(NonFiniteError, match=r"non-finite loss term 'data' at step 13 .*step 8\) is kept"):
+        fit(Affine(3, 1), optax.sgd(1e-2), loss, sampler, steps=20, key=jax.random.key(0), extra=jnp.zeros((), jnp.int32),
+            out_dir=tmp_path, checkpoint_every=8, log_every=4, steps_per_call=4, progress=False)
+    assert CheckpointStore(tmp_path / "checkpoints").steps() == [8]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(steps_per_call=0), r"`steps_per_call` must be an integer >= 1, got 0"),
+        (dict(steps_per_call=3, log_every=10), r"`log_every` \(10\) must be a multiple of `steps_per_call` \(3\)"),
+        (dict(steps_per_call=5, log_every=10, checkpoint_every=12, out_dir=True), r"`checkpoint_every` \(12\) must be a multiple"),
+    ],
+)
+def test_steps_per_call_bad_input(tmp_path, kwargs, match):
+    if kwargs.get("out_dir"):
+        kwargs["out_dir"] = tmp_path
+    with pytest.raises(ValueError, match=match):
+        fit(Affine(3, 1), optax.sgd(1e-2), mse_loss, sampler, steps=10, key=jax.random.key(0), progress=False, **kwargs)
