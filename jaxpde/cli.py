@@ -96,7 +96,8 @@ def load(name: str) -> types.ModuleType:
         # neither shadow nor be shadowed by the installed experiments.
         module_name = f"jaxpde_user_experiments.{name}"
         module = sys.modules.get(module_name)
-        if module is None:
+        # Reloaded when the variable now names another folder: the cached module is another file.
+        if module is None or Path(module.__file__) != Path(experiments[name]):
             spec = importlib.util.spec_from_file_location(module_name, experiments[name])
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
@@ -174,7 +175,8 @@ def run_experiment(name: str, config, out_dir: Path, record: bool = False) -> di
 
     With `record`, the results (with the config and the machine) are also written to
     ``experiments/results/NAME.json`` of the source checkout, from which the README's results
-    table is built.
+    table is built — ``NAME_full.json`` for a ``scale=full`` run, so that the published budget's
+    record stands beside the CPU budget's instead of replacing it.
     """
     from .training import RunLockedError, RunMismatchError, run_lock
 
@@ -206,9 +208,14 @@ def run_experiment(name: str, config, out_dir: Path, record: bool = False) -> di
         if "summary" in results:
             recorded["summary"] = [*results["summary"], [f"{name}: whole run", f"{results['wall_s']:.0f} s", "—"]]
         results_dir.mkdir(exist_ok=True)
-        (results_dir / f"{name}.json").write_text(_strict_json(recorded))
+        (results_dir / f"{record_name(name, config)}.json").write_text(_strict_json(recorded))
     _print_results(name, results, out_dir)
     return results
+
+
+def record_name(name: str, config) -> str:
+    """The stem of the results file of a recorded run: ``NAME``, or ``NAME_full`` at ``scale=full``."""
+    return f"{name}_full" if getattr(config, "scale", None) == "full" else name
 
 
 def prepare_out_dir(out_dir: Path) -> None:

@@ -85,6 +85,21 @@ def test_record_writes_the_results_file_the_readme_is_built_from(tmp_path, monke
     assert recorded["machine"]["jax_backend"] == "cpu" and "slope" in recorded
 
 
+def test_a_full_scale_record_stands_beside_the_cpu_budget_one(tmp_path, monkeypatch):
+    experiments = tmp_path / "experiments"
+    experiments.mkdir()
+    # line_fit with a `scale` field, as the repository's experiments have.
+    source = (FIXTURES / "line_fit.py").read_text().replace(
+        "class Config:\n", 'class Config:\n    scale: Literal["cpu", "full"] = "cpu"\n')
+    (experiments / "line_fit.py").write_text(source)
+    monkeypatch.setenv("JAXPDE_EXPERIMENTS", str(experiments))
+    assert cli.main(["run", "line_fit", "--record", "--out", str(tmp_path / "cpu")]) == 0
+    assert cli.main(["run", "line_fit", "--record", "--set", "scale=full", "--out", str(tmp_path / "full")]) == 0
+    cpu = json.loads((experiments / "results" / "line_fit.json").read_text())
+    full = json.loads((experiments / "results" / "line_fit_full.json").read_text())
+    assert cpu["config"]["scale"] == "cpu" and full["config"]["scale"] == "full"
+
+
 def test_results_are_strict_json():
     # A blown-up classical setting's NaN error is written as null: NaN is not JSON.
     import json

@@ -32,6 +32,7 @@ wrap-around happens in the padding. `padding` is that extension as a fraction of
 grid and the model stays resolution independent.
 """
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -72,6 +73,15 @@ def grid_coordinates(shape: tuple[int, ...], kind: Literal["nodes", "periodic"],
     return jnp.stack(jnp.meshgrid(*axes, indexing="ij"))
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _initial_weight_and_bias(key: PRNGKeyArray, out_channels: int, in_channels: int):
+    # One compiled program per shape (op by op, each draw compiles on its own).
+    k_w, k_b = jax.random.split(key)
+    bound = 1.0 / in_channels**0.5
+    weight = jax.random.uniform(k_w, (out_channels, in_channels), minval=-bound, maxval=bound)
+    return weight, jax.random.uniform(k_b, (out_channels,), minval=-bound, maxval=bound)
+
+
 class Pointwise(eqx.Module):
     """``v ↦ W v + b`` at every grid point (a ``1 × 1`` convolution), channels first, any number
     of spatial axes. Initialised as `equinox.nn.Linear` (uniform in ``±1/√c_in``)."""
@@ -80,10 +90,7 @@ class Pointwise(eqx.Module):
     bias: Float[Array, " c_out"]
 
     def __init__(self, in_channels: int, out_channels: int, *, key: PRNGKeyArray):
-        k_w, k_b = jax.random.split(key)
-        bound = 1.0 / in_channels**0.5
-        self.weight = jax.random.uniform(k_w, (out_channels, in_channels), minval=-bound, maxval=bound)
-        self.bias = jax.random.uniform(k_b, (out_channels,), minval=-bound, maxval=bound)
+        self.weight, self.bias = _initial_weight_and_bias(key, out_channels, in_channels)
 
     def __call__(self, v: Float[Array, "c_in *grid"]) -> Float[Array, "c_out *grid"]:
         out = channel_mix(self.weight, v)  # tensordot's numbers, a batched GEMM under vmap

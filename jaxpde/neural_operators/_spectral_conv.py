@@ -51,6 +51,7 @@ the factors at every call (cheap next to the FFTs at these sizes) and then appli
 """
 
 import functools
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -197,6 +198,36 @@ def _complex(pair: Float[Array, "... 2"]) -> Complex[Array, "..."]:
     return jax.lax.complex(pair[..., 0], pair[..., 1])
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _initial_weight(key: PRNGKeyArray, dims: tuple[int, ...], factorization, rank: int):
+    """`SpectralConv`'s initial weight, one compiled program per shape.
+
+    Compiled whole because op by op each draw and rescaling compiles on its own, and XLA takes
+    over a second for a normal draw of rank 5 (a fifth of that flat): drawn flat and reshaped,
+    which gives the same numbers (`jax.random` reshapes its bits).
+    """
+    std = (1.0 / (dims[0] + dims[1])) ** 0.5
+
+    def normal(k, shape):
+        return jax.random.normal(k, (math.prod(shape),)).reshape(shape)
+
+    if factorization is None:
+        # Drawn as (c_out, c_in, *kept): each entry R(k)_{oi} gets the draw it always had.
+        return jnp.moveaxis(std * normal(key, (*dims, 2)), (0, 1), (-3, -2))
+    keys = jax.random.split(key, len(dims) + 1)
+    n = len(dims)
+    if factorization == "cp":
+        # E|R|² = r (E|F|²)ⁿ for r products of n independent complex entries (λ folded into
+        # the factors): E|F|² = (2 std²/r)^{1/n} gives R the dense initialisation's variance.
+        scale = ((2 * std**2 / rank) ** (1 / n) / 2) ** 0.5
+        return tuple(scale * normal(k, (d, rank, 2)) for k, d in zip(keys, dims))
+    # E|R|² = E|G|² Π_j r_j E|F_j|²: factors with E|F_j|² = 1/r_j, a core with E|G|² = 2 std².
+    ranks = tuple(min(rank, d) for d in dims)
+    factors = tuple(normal(k, (d, r, 2)) / (2 * r) ** 0.5 for k, d, r in zip(keys[:-1], dims, ranks))
+    core = std * normal(keys[-1], (*ranks, 2))
+    return (core, *factors)
+
+
 class SpectralConv(eqx.Module):
     r"""``v ↦ 𝓕⁻¹[𝟙_𝓜 R ⊙ 𝓕v]``: the FNO's truncated spectral convolution (see the module docstring).
 
@@ -240,25 +271,9 @@ class SpectralConv(eqx.Module):
             raise ValueError(f"{owner}: `factorization` must be None, 'cp' or 'tucker', got {factorization!r}.")
         self.factorization = factorization
         dims = (self.out_channels, self.in_channels, *retained_shape(self.modes))
-        std = (1.0 / (self.in_channels + self.out_channels)) ** 0.5
-        if factorization is None:
-            # Drawn as (c_out, c_in, *kept): each entry R(k)_{oi} gets the draw it always had.
-            self.weight = jnp.moveaxis(std * jax.random.normal(key, (*dims, 2)), (0, 1), (-3, -2))
-            return
-        rank = positive_int(rank, "rank", owner)
-        keys = jax.random.split(key, len(dims) + 1)
-        n = len(dims)
-        if factorization == "cp":
-            # E|R|² = r (E|F|²)ⁿ for r products of n independent complex entries (λ folded into
-            # the factors): E|F|² = (2 std²/r)^{1/n} gives R the dense initialisation's variance.
-            scale = ((2 * std**2 / rank) ** (1 / n) / 2) ** 0.5
-            self.weight = tuple(scale * jax.random.normal(k, (d, rank, 2)) for k, d in zip(keys, dims))
-        else:
-            # E|R|² = E|G|² Π_j r_j E|F_j|²: factors with E|F_j|² = 1/r_j, a core with E|G|² = 2 std².
-            ranks = tuple(min(rank, d) for d in dims)
-            factors = tuple(jax.random.normal(k, (d, r, 2)) / (2 * r) ** 0.5 for k, d, r in zip(keys[:-1], dims, ranks))
-            core = std * jax.random.normal(keys[-1], (*ranks, 2))
-            self.weight = (core, *factors)
+        if factorization is not None:
+            rank = positive_int(rank, "rank", owner)
+        self.weight = _initial_weight(key, dims, factorization, rank)
 
     def __check_init__(self):
         dims = (self.out_channels, self.in_channels, *retained_shape(self.modes))
