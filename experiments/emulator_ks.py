@@ -137,8 +137,11 @@ class Config:
                              f"got {self.breakeven_frames!r}.")
         if not self.models or any(m not in MODELS for m in self.models) or len(set(self.models)) != len(self.models):
             raise ValueError(f"`models` must be distinct names from {MODELS}, got {self.models!r}.")
-        # The dataset's own checks (times multiples of dt and of the interval).
-        self.dataset()
+        # The dataset's own checks (times multiples of dt and of the interval), in this config's names.
+        try:
+            self.dataset()
+        except ValueError as error:
+            raise ValueError(f"{error} (here the dataset's `save_interval` is `interval` and its `time` is `test_time`)") from None
 
     @property
     def size(self) -> int:

@@ -15,8 +15,8 @@ from jaxpde_experiments import deeponet_burgers as db
 
 
 @pytest.mark.parametrize("setting", ["subsample=3", "batch_size=999", "harmonics=0", "activation=swish"])
-def test_bad_config_is_refused(tmp_path, setting):
-    assert cli.main(["run", "deeponet_burgers", "--out", str(tmp_path / "x"), "--set", setting]) == 2
+def test_bad_config_is_refused(refused, setting):
+    refused("deeponet_burgers", setting)
 
 
 def test_sensor_values_and_any_points_map_to_values_there():

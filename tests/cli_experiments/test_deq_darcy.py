@@ -27,8 +27,8 @@ def test_both_models_have_the_same_parameters_and_map_one_sample_to_its_grid():
 
 
 @pytest.mark.parametrize("setting", ["modes=15", "gamma=1.0", "subsample=3", "batch_size=999", "memory_steps=0"])
-def test_bad_config_is_refused(tmp_path, setting):
-    assert cli.main(["run", "deq_darcy", "--out", str(tmp_path / "x"), "--set", setting]) == 2
+def test_bad_config_is_refused(refused, setting):
+    refused("deq_darcy", setting)
 
 
 @pytest.mark.slow  # ~2 min of CPU: data, two trainings' compiles, six gradient compiles for the memory sweep

@@ -33,8 +33,8 @@ def test_the_emulators_share_the_backbone_and_keep_the_frame_shape():
     "setting", ["modes=80", "subsample=3", "batch_size=999", "unroll=100", "min_noise_std=1.0", "models=one_step,foo",
                 "interval=0.25", "breakeven_frames=400", "test_time=20.0"]
 )
-def test_bad_config_is_refused(tmp_path, setting):
-    assert cli.main(["run", "emulator_ks", "--out", str(tmp_path / "x"), "--set", setting]) == 2
+def test_bad_config_is_refused(refused, setting):
+    refused("emulator_ks", setting)
 
 
 @pytest.mark.slow  # ~1-2 min of CPU: data, three trainings' compiles, rollouts, seven classical settings

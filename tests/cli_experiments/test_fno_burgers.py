@@ -17,8 +17,8 @@ from jaxpde_experiments import fno_burgers as fb
 
 
 @pytest.mark.parametrize("setting", ["modes=200", "subsample=3", "batch_size=999", "weight_decay=-1", "depth=0"])
-def test_bad_config_is_refused(tmp_path, setting):
-    assert cli.main(["run", "fno_burgers", "--out", str(tmp_path / "x"), "--set", setting]) == 2
+def test_bad_config_is_refused(refused, setting):
+    refused("fno_burgers", setting)
 
 
 def test_model_shapes_interpolation_and_full_scale():

@@ -17,8 +17,8 @@ from jaxpde_experiments import fno_darcy as fd
 
 @pytest.mark.parametrize("setting", ["modes=30", "subsample=5", "fine_subsample=4", "batch_size=1001", "padding=-0.1",
                                      "steps=0"])
-def test_bad_config_is_refused(tmp_path, setting):
-    assert cli.main(["run", "fno_darcy", "--out", str(tmp_path / "x"), "--set", setting]) == 2
+def test_bad_config_is_refused(refused, setting):
+    refused("fno_darcy", setting)
 
 
 def test_the_model_maps_one_field_at_both_grids_and_full_scale_is_the_papers():

@@ -26,8 +26,8 @@ def test_the_fno_maps_the_history_to_one_frame_and_full_scale_is_the_papers():
 
 
 @pytest.mark.parametrize("setting", ["modes=17", "subsample=3", "batch_size=999", "unroll=11", "dt=0.3", "viscosity=0"])
-def test_bad_config_is_refused(tmp_path, setting):
-    assert cli.main(["run", "fno_navier_stokes", "--out", str(tmp_path / "x"), "--set", setting]) == 2
+def test_bad_config_is_refused(refused, setting):
+    refused("fno_navier_stokes", setting)
 
 
 @pytest.mark.slow  # ~1-2 min of CPU: data, one training's compile, rollouts, seven classical settings

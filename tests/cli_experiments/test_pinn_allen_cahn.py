@@ -14,8 +14,8 @@ from jaxpde_experiments import pinn_allen_cahn as ac
 
 @pytest.mark.parametrize("setting", ["width=0", "fourier_features=3", "causal_epsilon=-1", "decay_rate=0",
                                      "network=resnet", "reference_x=100", "learning_rate=0"])
-def test_bad_config_is_refused(tmp_path, setting):
-    assert cli.main(["run", "pinn_allen_cahn", "--out", str(tmp_path / "x"), "--set", setting]) == 2
+def test_bad_config_is_refused(refused, setting):
+    refused("pinn_allen_cahn", setting)
 
 
 def test_the_pipeline_network_is_exactly_periodic_and_starts_at_the_initial_condition():

@@ -13,8 +13,8 @@ from jaxpde_experiments import pinn_convection as cv
 
 @pytest.mark.parametrize("setting", ["betas=-30", "variants=plain,plain", "variants=resnet", "steps=0",
                                      "fourier_features=5"])
-def test_bad_config_is_refused(tmp_path, setting):
-    assert cli.main(["run", "pinn_convection", "--out", str(tmp_path / "x"), "--set", setting]) == 2
+def test_bad_config_is_refused(refused, setting):
+    refused("pinn_convection", setting)
 
 
 def test_the_residual_vanishes_on_the_exact_solution_and_not_on_a_wrong_speed():

@@ -14,8 +14,8 @@ from jaxpde_experiments import pinn_poisson_gn as pg
 
 
 @pytest.mark.parametrize("setting", ["methods=adam,lbfgs", "methods=adam,adam", "gn_cg_steps=0", "gn_damping=-1", "width=0"])
-def test_bad_config_is_refused(tmp_path, setting):
-    assert cli.main(["run", "pinn_poisson_gn", "--out", str(tmp_path / "x"), "--set", setting]) == 2
+def test_bad_config_is_refused(refused, setting):
+    refused("pinn_poisson_gn", setting)
 
 
 @pytest.mark.slow  # ~1.3 s of CPU (sampling and residual compiles)
