@@ -2,8 +2,9 @@
 
 ``fit(model, optimiser, loss_fn, data, steps=..., key=...)`` minimises
 ``loss_fn(model, batch, key)`` with an optax optimiser (or any `AbstractTrainStep`), one
-compiled step per update (or ``steps_per_call`` of them per call, for small models). Every family that trains something (PINNs, neural operators,
-learned preconditioners, samplers) uses it, so they all get the same guarantees:
+compiled step per update (or ``steps_per_call`` of them per call, for small models). Every
+family that trains something (PINNs, neural operators, learned preconditioners, samplers) uses
+it, so they all get the same guarantees:
 
 * **exact resume** — the state of step ``s`` (model, optimiser state, extra state, EMA, step
   counter, seed, data position) is a pure function of the seed and ``s``: the key of step
@@ -191,9 +192,9 @@ def fit(
       step. On an accelerator the threshold is whatever the device's step takes. A call starts
       at a multiple of it and runs only where no log point, checkpoint, end of run or new epoch
       of an `ArrayLoader` falls inside; elsewhere the steps run one by one. So a resumed run
-      makes the same calls as an uninterrupted one, and resume stays exact. `log_every` (and, with `out_dir`,
-      `checkpoint_every`) must be multiples of it; an iterable of batches (one host batch per
-      step) always runs one step per call.
+      makes the same calls as an uninterrupted one, and resume stays exact. `log_every` (and,
+      with `out_dir`, `checkpoint_every`) must be multiples of it; an iterable of batches (one
+      host batch per step) always runs one step per call.
 
     **Returns:** a `TrainResult`.
 
